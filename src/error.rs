@@ -1,0 +1,116 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in graphyte.
+///
+/// Input errors (`InvalidName`, `InvalidTag`, `InvalidValue`, `InvalidTimestamp`, `LineTooLong`)
+/// are detected on the caller's thread before anything is queued: nothing reaches the stream.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A metric name (or the configured prefix) would break Carbon's line protocol.
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A tag name or tag value breaks Graphite's tag rules.
+    InvalidTag {
+        /// The tag as `key=value`.
+        tag: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The value is NaN or infinite; Carbon would drop or mangle it.
+    InvalidValue {
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The timestamp is not a Unix time in whole seconds between 1 and 4294967295.
+    InvalidTimestamp {
+        /// The timestamp as given, in its own unit.
+        given: String,
+    },
+    /// The line would be longer than Carbon (or the datagram size) accepts.
+    LineTooLong {
+        /// The longest the line could be.
+        len: usize,
+        /// The limit that applies.
+        max: usize,
+    },
+    /// Background mode: the queue was full and the metric was dropped (and counted).
+    QueueFull,
+    /// The sender was shut down; the metric was dropped (and counted).
+    Closed,
+    /// No default sender is installed: call [`init`](crate::init) first.
+    NoDefaultSender,
+    /// A flush or shutdown did not finish within its timeout.
+    Timeout,
+    /// The configuration is not usable.
+    Config(&'static str),
+    /// Writing to Carbon failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid metric name {name:?}: {reason}")
+            }
+            Error::InvalidTag { tag, reason } => write!(f, "invalid tag {tag:?}: {reason}"),
+            Error::InvalidValue { reason } => write!(f, "invalid value: {reason}"),
+            Error::InvalidTimestamp { given } => write!(
+                f,
+                "invalid timestamp {given}: expected Unix seconds from 1 to 4294967295 \
+                 (milliseconds are not accepted)"
+            ),
+            Error::LineTooLong { len, max } => write!(
+                f,
+                "line of up to {len} bytes exceeds the limit of {max} bytes; shorten the name or tags"
+            ),
+            Error::QueueFull => f.write_str(
+                "queue full, metric dropped; raise queue_capacity or choose FullQueue::Block",
+            ),
+            Error::Closed => f.write_str("sender was shut down, metric dropped"),
+            Error::NoDefaultSender => {
+                f.write_str("no default sender installed; call graphyte::init first")
+            }
+            Error::Timeout => f.write_str("timed out waiting for the worker"),
+            Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::Io(err) => write!(f, "sending to carbon failed: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        Error::Io(err)
+    }
+}
+
+impl Error {
+    /// True for errors caused by the metric itself (name, tag, value, timestamp, length).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidName { .. }
+                | Error::InvalidTag { .. }
+                | Error::InvalidValue { .. }
+                | Error::InvalidTimestamp { .. }
+                | Error::LineTooLong { .. }
+        )
+    }
+}

@@ -1,0 +1,255 @@
+//! Delivery over a [`SendSocket`]: whole lines only, backoff after failures, counting, and
+//! rate-limited logging. Owned by the worker (background mode) or behind the sender's lock
+//! (synchronous mode); nothing else writes bytes.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::SendSocket;
+use crate::stats::Counters;
+use crate::worker::Shared;
+
+pub(crate) struct Link {
+    socket: Box<dyn SendSocket>,
+    shared: Arc<Shared>,
+    backoff: Backoff,
+    connected_once: bool,
+    log_sends: bool,
+    log: LogLimit,
+}
+
+impl Link {
+    pub(crate) fn new(
+        socket: Box<dyn SendSocket>,
+        shared: Arc<Shared>,
+        backoff: (Duration, Duration),
+        log_period: Duration,
+        log_sends: bool,
+    ) -> Self {
+        Link {
+            socket,
+            shared,
+            backoff: Backoff::new(backoff.0, backoff.1),
+            connected_once: false,
+            log_sends,
+            log: LogLimit::new(log_period),
+        }
+    }
+
+    /// When the next attempt may be made, if a failure put the link in backoff.
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.backoff.retry_at
+    }
+
+    /// Writes the whole lines in `buf`, removing from it what the socket accepted. On failure
+    /// the lines not fully written stay in `buf` for a later attempt. While in backoff nothing
+    /// is tried, unless `force`.
+    pub(crate) fn deliver(&mut self, buf: &mut Vec<u8>, force: bool) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if !force && self.backoff.retry_at.is_some_and(|at| now < at) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "carbon unreachable; waiting before the next attempt",
+            ));
+        }
+        let (written, result) = self.write_lines(buf);
+        // Bytes of a line cut short went to a connection now abandoned: resend the whole line.
+        let delivered = match result {
+            Ok(()) => written,
+            Err(_) => buf[..written]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1),
+        };
+        let lines = count_lines(&buf[..delivered]);
+        Counters::add(&self.shared.counters.sent, lines);
+        Counters::add(&self.shared.counters.sent_bytes, delivered as u64);
+        buf.drain(..delivered);
+        match result {
+            Ok(()) => {
+                if self.log_sends {
+                    log::info!(target: "graphyte", "sent {lines} lines ({delivered} bytes) in {:?}", now.elapsed());
+                }
+                if let Some(failures) = self.backoff.succeeded() {
+                    log::info!(target: "graphyte", "carbon reachable again after {failures} failed attempts");
+                }
+                Ok(())
+            }
+            Err(err) => {
+                self.socket.disconnect();
+                self.backoff.failed(now);
+                if let Some(suppressed) = self.log.allow(now) {
+                    log::warn!(
+                        target: "graphyte",
+                        "sending to carbon failed: {err}; {} lines kept for retry{}",
+                        count_lines(buf),
+                        if suppressed > 0 { format!(" ({suppressed} similar failures not logged)") } else { String::new() }
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Connects if needed and writes as much of `buf` as the socket takes; returns how many
+    /// bytes were accepted and whether all were.
+    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
+        match self.socket.connect() {
+            Ok(true) if self.connected_once => Counters::add(&self.shared.counters.reconnects, 1),
+            Ok(_) => {}
+            Err(err) => return (0, Err(err)),
+        }
+        self.connected_once = true;
+        let max = self.socket.max_payload().unwrap_or(usize::MAX);
+        let mut pos = 0;
+        while pos < buf.len() {
+            let end = chunk_end(buf, pos, max);
+            if end == pos {
+                return (
+                    pos,
+                    Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "line longer than the socket's max_payload",
+                    )),
+                );
+            }
+            while pos < end {
+                match self.socket.send(&buf[pos..end]) {
+                    Ok(0) => return (pos, Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => pos += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return (pos, Err(err)),
+                }
+            }
+        }
+        (pos, Ok(()))
+    }
+
+    pub(crate) fn disconnect(&mut self) {
+        self.socket.disconnect();
+    }
+}
+
+/// End of the next chunk starting at `pos`: all of the rest if it fits in `max`, otherwise up
+/// to the last newline within `max` bytes (never splitting a line). Returns `pos` if the first
+/// line alone exceeds `max`.
+fn chunk_end(buf: &[u8], pos: usize, max: usize) -> usize {
+    if buf.len() - pos <= max {
+        return buf.len();
+    }
+    buf[pos..pos + max]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(pos, |i| pos + i + 1)
+}
+
+pub(crate) fn count_lines(buf: &[u8]) -> u64 {
+    buf.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Capped exponential backoff between failed attempts.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    delay: Duration,
+    failures: u64,
+    retry_at: Option<Instant>,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            delay: min,
+            failures: 0,
+            retry_at: None,
+        }
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failures += 1;
+        self.retry_at = Some(now + self.delay);
+        self.delay = (self.delay * 2).min(self.max);
+    }
+
+    /// Resets; returns how many failures preceded this success, if any.
+    fn succeeded(&mut self) -> Option<u64> {
+        self.retry_at = None;
+        self.delay = self.min;
+        let failures = std::mem::take(&mut self.failures);
+        (failures > 0).then_some(failures)
+    }
+}
+
+/// Lets one log line through per period; counts the ones it held back.
+pub(crate) struct LogLimit {
+    period: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    pub(crate) fn new(period: Duration) -> Self {
+        LogLimit {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(number held back since the last line)` when a line may be logged now.
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.period)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_on_a_line_boundary() {
+        let buf = b"aaa\nbbb\nccc\n";
+        assert_eq!(chunk_end(buf, 0, 9), 8);
+        assert_eq!(chunk_end(buf, 8, 9), 12);
+        assert_eq!(chunk_end(buf, 0, 3), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        let now = Instant::now();
+        let delays: Vec<_> = (0..4)
+            .map(|_| {
+                backoff.failed(now);
+                backoff.retry_at.unwrap() - now
+            })
+            .collect();
+        assert_eq!(delays, [100, 200, 300, 300].map(Duration::from_millis));
+        assert_eq!(backoff.succeeded(), Some(4));
+        assert_eq!(backoff.retry_at, None);
+    }
+
+    #[test]
+    fn log_limit_lets_one_line_through_per_period() {
+        let mut limit = LogLimit::new(Duration::from_secs(10));
+        let now = Instant::now();
+        assert_eq!(limit.allow(now), Some(0));
+        assert_eq!(limit.allow(now + Duration::from_secs(1)), None);
+        assert_eq!(limit.allow(now + Duration::from_secs(2)), None);
+        assert_eq!(limit.allow(now + Duration::from_secs(11)), Some(2));
+    }
+}

@@ -1,0 +1,247 @@
+//! What a caller hands in (`Value`, `Timestamp`, `Metric`) and the compact `Point` that travels
+//! from the caller's thread to the worker.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Error;
+
+/// A metric value: any Rust integer or float, but not `bool`.
+///
+/// Integers are written exactly; floats in their shortest form that reads back to the same
+/// number. NaN and infinities are refused when the metric is sent.
+///
+/// ```
+/// use graphyte::Value;
+/// let _ = Value::from(42u64);
+/// let _ = Value::from(-7i32);
+/// let _ = Value::from(0.125f64);
+/// ```
+#[derive(Clone, Copy, PartialEq)]
+pub struct Value(pub(crate) Number);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Number {
+    Int(i64),
+    Uint(u64),
+    F32(f32),
+    F64(f64),
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Number::Int(v) => v.fmt(f),
+            Number::Uint(v) => v.fmt(f),
+            Number::F32(v) => v.fmt(f),
+            Number::F64(v) => v.fmt(f),
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($variant:ident($wide:ty): $($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value(Number::$variant(v as $wide))
+            }
+        }
+    )*};
+}
+value_from!(Int(i64): i8, i16, i32, i64, isize);
+value_from!(Uint(u64): u8, u16, u32, u64, usize);
+
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        Value(Number::F32(v))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value(Number::F64(v))
+    }
+}
+
+impl Value {
+    pub(crate) fn check(self) -> Result<Self, Error> {
+        let finite = match self.0 {
+            Number::F32(v) => v.is_finite(),
+            Number::F64(v) => v.is_finite(),
+            Number::Int(_) | Number::Uint(_) => true,
+        };
+        if finite {
+            Ok(self)
+        } else {
+            Err(Error::InvalidValue {
+                reason: "NaN and infinite values are not accepted",
+            })
+        }
+    }
+}
+
+/// When a metric was measured, in Unix seconds.
+///
+/// Carbon stores whole seconds. Integers are taken as they are; a [`SystemTime`] or a float
+/// number of seconds is rounded *down* to its second (the second in which it was measured).
+/// Valid times are 1 to 4294967295 (year 2106); anything else, a time in milliseconds in
+/// particular, is refused with [`Error::InvalidTimestamp`].
+///
+/// ```
+/// use graphyte::Timestamp;
+/// use std::time::SystemTime;
+/// let _ = Timestamp::from(1_700_000_000);
+/// let _ = Timestamp::from(SystemTime::now());
+/// let _ = Timestamp::from(1_700_000_000.75); // stored as 1700000000
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timestamp(Time);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Time {
+    Secs(i128),
+    Float(f64),
+    System(SystemTime),
+}
+
+macro_rules! timestamp_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Timestamp {
+            fn from(v: $t) -> Self {
+                Timestamp(Time::Secs(v as i128))
+            }
+        }
+    )*};
+}
+timestamp_from!(i32, i64, u32, u64);
+
+impl From<f64> for Timestamp {
+    fn from(v: f64) -> Self {
+        Timestamp(Time::Float(v))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(v: SystemTime) -> Self {
+        Timestamp(Time::System(v))
+    }
+}
+
+impl Timestamp {
+    /// The timestamp in the seconds Carbon will store, or the error that refuses it.
+    pub(crate) fn to_secs(self) -> Result<u32, Error> {
+        let secs: Option<i128> = match self.0 {
+            Time::Secs(s) => Some(s),
+            Time::Float(f) if f.is_finite() => Some(f.floor() as i128),
+            Time::Float(_) => None,
+            Time::System(t) => t
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs() as i128),
+        };
+        match secs {
+            Some(s) if s >= 1 && s <= u32::MAX as i128 => Ok(s as u32),
+            _ => Err(Error::InvalidTimestamp {
+                given: match self.0 {
+                    Time::Secs(s) => s.to_string(),
+                    Time::Float(f) => f.to_string(),
+                    Time::System(t) => format!("{t:?}"),
+                },
+            }),
+        }
+    }
+}
+
+/// The current Unix time in whole seconds.
+pub(crate) fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+/// One metric with everything it can carry: name, value, and optionally a timestamp and tags.
+///
+/// Use it with [`Sender::try_send`](crate::Sender::try_send) or
+/// [`Sender::send_metric`](crate::Sender::send_metric) when the short forms are not enough.
+///
+/// ```
+/// use graphyte::Metric;
+/// let m = Metric::new("disk.free", 12.5)
+///     .timestamp(1_700_000_000)
+///     .tags(&[("host", "db1"), ("mount", "/var")]);
+/// # let _ = m;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Metric<'a> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) value: Value,
+    pub(crate) timestamp: Option<Timestamp>,
+    pub(crate) tags: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Metric<'a> {
+    /// A metric stamped with the time it is sent, with the sender's default tags.
+    ///
+    /// A `&'static str` name costs no allocation; a `String` is moved, not copied.
+    pub fn new(name: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
+        Metric {
+            name: name.into(),
+            value: value.into(),
+            timestamp: None,
+            tags: &[],
+        }
+    }
+
+    /// Sets when the metric was measured (see [`Timestamp`] for rounding and range).
+    pub fn timestamp(mut self, timestamp: impl Into<Timestamp>) -> Self {
+        self.timestamp = Some(timestamp.into());
+        self
+    }
+
+    /// Adds Graphite 1.1 tags; they override the sender's default tags of the same name.
+    pub fn tags(mut self, tags: &'a [(&'a str, &'a str)]) -> Self {
+        self.tags = tags;
+        self
+    }
+}
+
+/// A checked metric on its way to the worker. It holds no formatted text: the worker formats.
+#[derive(Debug)]
+pub(crate) struct Point {
+    pub(crate) name: Cow<'static, str>,
+    /// The whole tag suffix (`;a=1;b=2`) when the call had its own tags; `None` means the
+    /// sender's default tags.
+    pub(crate) tags: Option<Box<str>>,
+    pub(crate) value: Number,
+    pub(crate) timestamp: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_timestamp_is_rounded_down() {
+        assert_eq!(
+            Timestamp::from(1_700_000_000.99).to_secs().unwrap(),
+            1_700_000_000
+        );
+    }
+
+    #[test]
+    fn millisecond_timestamp_is_refused() {
+        assert!(Timestamp::from(1_700_000_000_000i64).to_secs().is_err());
+    }
+
+    #[test]
+    fn zero_and_negative_timestamps_are_refused() {
+        assert!(Timestamp::from(0).to_secs().is_err());
+        assert!(Timestamp::from(-5).to_secs().is_err());
+    }
+
+    #[test]
+    fn point_stays_within_one_cache_line() {
+        assert!(std::mem::size_of::<Point>() <= 64);
+    }
+}
