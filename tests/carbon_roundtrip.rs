@@ -1,0 +1,138 @@
+//! Points sent through a `Sender` arrive in a real carbon-cache with the right names, values
+//! and timestamps, over TCP and UDP, with and without tags.
+
+mod support;
+
+use std::time::Duration;
+
+use graphyte::{Sender, Transport};
+use support::Carbon;
+
+
+fn tcp(carbon: &Carbon) -> graphyte::Builder {
+    Sender::builder("127.0.0.1")
+        .port(carbon.line_port)
+        .interval(Duration::from_millis(100))
+}
+
+#[test]
+fn tcp_points_arrive_with_their_names_values_and_timestamps() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).prefix("rt").build().unwrap();
+    sender.send_at("tcp.int", 42, t0);
+    sender.send_at("tcp.int", -7, t0 + 1);
+    sender.send_at("tcp.float", 0.125, t0);
+    sender.send_at("tcp.big", 1e20, t0);
+    sender.flush().unwrap();
+
+    assert_eq!(carbon.wait_for("rt.tcp.int", 2), [(t0, 42.0), (t0 + 1, -7.0)]);
+    assert_eq!(carbon.wait_for("rt.tcp.float", 1), [(t0, 0.125)]);
+    assert_eq!(carbon.wait_for("rt.tcp.big", 1), [(t0, 1e20)]);
+}
+
+#[test]
+fn points_without_a_timestamp_are_stamped_with_the_current_second() {
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).build().unwrap();
+    let before = now();
+    sender.send("rt.now", 1);
+    sender.flush().unwrap();
+    let points = carbon.wait_for("rt.now", 1);
+    assert!((before..=now()).contains(&points[0].0), "{points:?}");
+}
+
+#[test]
+fn udp_points_arrive_with_their_names_values_and_timestamps() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = Sender::builder("127.0.0.1")
+        .port(carbon.udp_port)
+        .transport(Transport::Udp)
+        .interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        sender.send_at("rt.udp.series", i, t0 + i as u32);
+    }
+    sender.flush().unwrap();
+    let points = carbon.wait_for("rt.udp.series", 50);
+    let expected: Vec<(u32, f64)> = (0..50).map(|i| (t0 + i, f64::from(i))).collect();
+    assert_eq!(points, expected);
+}
+
+#[test]
+fn tagged_points_arrive_under_carbons_normalized_series_name() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).tag("env", "test").build().unwrap();
+    sender.send_metric(
+        graphyte::Metric::new("rt.tagged", 5)
+            .timestamp(t0)
+            .tags(&[("zone", "b"), ("host", "web1")]),
+    );
+    sender.flush().unwrap();
+    assert_eq!(carbon.wait_for("rt.tagged;env=test;host=web1;zone=b", 1), [(t0, 5.0)]);
+}
+
+#[test]
+fn call_tags_override_default_tags_in_carbon() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).tag("env", "test").build().unwrap();
+    sender.send_metric(graphyte::Metric::new("rt.override", 3).timestamp(t0).tags(&[("env", "prod")]));
+    sender.flush().unwrap();
+    assert_eq!(carbon.wait_for("rt.override;env=prod", 1), [(t0, 3.0)]);
+}
+
+#[test]
+fn tagged_points_arrive_over_udp() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = Sender::builder("127.0.0.1")
+        .port(carbon.udp_port)
+        .transport(Transport::Udp)
+        .synchronous()
+        .build()
+        .unwrap();
+    sender.try_send(graphyte::Metric::new("rt.udp.tagged", 9).timestamp(t0).tags(&[("k", "v")])).unwrap();
+    assert_eq!(carbon.wait_for("rt.udp.tagged;k=v", 1), [(t0, 9.0)]);
+}
+
+#[test]
+fn synchronous_mode_writes_before_returning() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).synchronous().build().unwrap();
+    sender.try_send(graphyte::Metric::new("rt.sync", 77).timestamp(t0)).unwrap();
+    assert_eq!(sender.stats().sent, 1);
+    assert_eq!(carbon.wait_for("rt.sync", 1), [(t0, 77.0)]);
+}
+
+#[test]
+fn a_thousand_metrics_in_one_burst_all_arrive() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).batch_size(100).build().unwrap();
+    for i in 0..1000 {
+        sender.send_at(format!("rt.burst.m{i}"), i, t0);
+    }
+    sender.shutdown(Duration::from_secs(5)).unwrap();
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.failed), (1000, 0, 0));
+    for i in [0, 499, 999] {
+        assert_eq!(carbon.wait_for(&format!("rt.burst.m{i}"), 1), [(t0, f64::from(i))]);
+    }
+}
+
+fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// A second well inside carbon's one-day retention, so whisper keeps the point.
+fn recent_second() -> u32 {
+    now() - 600
+}

@@ -1,0 +1,203 @@
+//! Shared test helpers: a real carbon-cache, loopback sinks, and deadline polling.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A carbon-cache of our own on 127.0.0.1, started by `scripts/carbon-server` and stopped
+/// (by PID) when dropped.
+pub struct Carbon {
+    dir: PathBuf,
+    pub line_port: u16,
+    pub udp_port: u16,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/carbon-server")
+}
+
+impl Carbon {
+    /// Starts carbon-cache, failing the test loudly if it cannot.
+    pub fn start() -> Carbon {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "graphyte-carbon-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let out = Command::new(script())
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .expect("running scripts/carbon-server");
+        assert!(
+            out.status.success(),
+            "carbon-cache did not start (install it with `scripts/carbon-server install`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8(out.stdout).unwrap();
+        let port = |key: &str| -> u16 {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} missing from {env}"))
+                .parse()
+                .unwrap()
+        };
+        Carbon {
+            line_port: port("LINE_PORT"),
+            udp_port: port("UDP_PORT"),
+            dir,
+        }
+    }
+
+    /// The points carbon holds for `name` (cache and whisper file), as (timestamp, value).
+    pub fn fetch(&self, name: &str) -> Vec<(u32, f64)> {
+        let out = Command::new(script())
+            .arg("fetch")
+            .arg(&self.dir)
+            .arg(name)
+            .output()
+            .expect("running scripts/carbon-server fetch");
+        assert!(out.status.success(), "fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let (ts, value) = line.split_once(' ').unwrap();
+                (ts.parse().unwrap(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Waits until carbon holds `count` points for `name`, and returns them.
+    pub fn wait_for(&self, name: &str, count: usize) -> Vec<(u32, f64)> {
+        let mut points = Vec::new();
+        wait_until(Duration::from_secs(15), || {
+            points = self.fetch(name);
+            points.len() >= count
+        });
+        assert_eq!(points.len(), count, "points for {name}: {points:?}\ncarbon log:\n{}", self.log());
+        points
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/console.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Carbon {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback TCP server that keeps every byte it receives and counts connections.
+pub struct TcpSink {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<u8>>>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl TcpSink {
+    pub fn start() -> TcpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (bytes, count) = (received.clone(), connections.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let bytes = bytes.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        bytes.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+        TcpSink { port, received, connections }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        lines_of(&self.received.lock().unwrap())
+    }
+
+    /// Waits until `count` lines have arrived and returns them.
+    pub fn wait_for_lines(&self, count: usize) -> Vec<String> {
+        wait_until(Duration::from_secs(10), || self.lines().len() >= count);
+        let lines = self.lines();
+        assert_eq!(lines.len(), count, "lines received");
+        lines
+    }
+}
+
+/// A loopback UDP server that keeps every datagram.
+pub struct UdpSink {
+    pub port: u16,
+    pub datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl UdpSink {
+    pub fn start() -> UdpSink {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let datagrams = Arc::new(Mutex::new(Vec::new()));
+        let kept = datagrams.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = socket.recv(&mut buf) {
+                kept.lock().unwrap().push(buf[..n].to_vec());
+            }
+        });
+        UdpSink { port, datagrams }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        lines_of(&self.datagrams.lock().unwrap().concat())
+    }
+}
+
+pub fn lines_of(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .expect("stream is UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Where the examples cargo built for this test run live (`target/<profile>/examples`).
+pub fn example_path(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("examples").join(name)
+}
