@@ -8,7 +8,6 @@ use std::time::Duration;
 use graphyte::{Sender, Transport};
 use support::Carbon;
 
-
 fn tcp(carbon: &Carbon) -> graphyte::Builder {
     Sender::builder("127.0.0.1")
         .port(carbon.line_port)
@@ -26,7 +25,10 @@ fn tcp_points_arrive_with_their_names_values_and_timestamps() {
     sender.send_at("tcp.big", 1e20, t0);
     sender.flush().unwrap();
 
-    assert_eq!(carbon.wait_for("rt.tcp.int", 2), [(t0, 42.0), (t0 + 1, -7.0)]);
+    assert_eq!(
+        carbon.wait_for("rt.tcp.int", 2),
+        [(t0, 42.0), (t0 + 1, -7.0)]
+    );
     assert_eq!(carbon.wait_for("rt.tcp.float", 1), [(t0, 0.125)]);
     assert_eq!(carbon.wait_for("rt.tcp.big", 1), [(t0, 1e20)]);
 }
@@ -72,7 +74,10 @@ fn tagged_points_arrive_under_carbons_normalized_series_name() {
             .tags(&[("zone", "b"), ("host", "web1")]),
     );
     sender.flush().unwrap();
-    assert_eq!(carbon.wait_for("rt.tagged;env=test;host=web1;zone=b", 1), [(t0, 5.0)]);
+    assert_eq!(
+        carbon.wait_for("rt.tagged;env=test;host=web1;zone=b", 1),
+        [(t0, 5.0)]
+    );
 }
 
 #[test]
@@ -80,7 +85,11 @@ fn call_tags_override_default_tags_in_carbon() {
     let t0 = recent_second();
     let carbon = Carbon::start();
     let sender = tcp(&carbon).tag("env", "test").build().unwrap();
-    sender.send_metric(graphyte::Metric::new("rt.override", 3).timestamp(t0).tags(&[("env", "prod")]));
+    sender.send_metric(
+        graphyte::Metric::new("rt.override", 3)
+            .timestamp(t0)
+            .tags(&[("env", "prod")]),
+    );
     sender.flush().unwrap();
     assert_eq!(carbon.wait_for("rt.override;env=prod", 1), [(t0, 3.0)]);
 }
@@ -95,7 +104,13 @@ fn tagged_points_arrive_over_udp() {
         .synchronous()
         .build()
         .unwrap();
-    sender.try_send(graphyte::Metric::new("rt.udp.tagged", 9).timestamp(t0).tags(&[("k", "v")])).unwrap();
+    sender
+        .try_send(
+            graphyte::Metric::new("rt.udp.tagged", 9)
+                .timestamp(t0)
+                .tags(&[("k", "v")]),
+        )
+        .unwrap();
     assert_eq!(carbon.wait_for("rt.udp.tagged;k=v", 1), [(t0, 9.0)]);
 }
 
@@ -104,7 +119,9 @@ fn synchronous_mode_writes_before_returning() {
     let t0 = recent_second();
     let carbon = Carbon::start();
     let sender = tcp(&carbon).synchronous().build().unwrap();
-    sender.try_send(graphyte::Metric::new("rt.sync", 77).timestamp(t0)).unwrap();
+    sender
+        .try_send(graphyte::Metric::new("rt.sync", 77).timestamp(t0))
+        .unwrap();
     assert_eq!(sender.stats().sent, 1);
     assert_eq!(carbon.wait_for("rt.sync", 1), [(t0, 77.0)]);
 }
@@ -121,7 +138,10 @@ fn a_thousand_metrics_in_one_burst_all_arrive() {
     let stats = sender.stats();
     assert_eq!((stats.sent, stats.dropped, stats.failed), (1000, 0, 0));
     for i in [0, 499, 999] {
-        assert_eq!(carbon.wait_for(&format!("rt.burst.m{i}"), 1), [(t0, f64::from(i))]);
+        assert_eq!(
+            carbon.wait_for(&format!("rt.burst.m{i}"), 1),
+            [(t0, f64::from(i))]
+        );
     }
 }
 

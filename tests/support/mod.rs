@@ -78,7 +78,11 @@ impl Carbon {
             .arg(name)
             .output()
             .expect("running scripts/carbon-server fetch");
-        assert!(out.status.success(), "fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "fetch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -96,7 +100,12 @@ impl Carbon {
             points = self.fetch(name);
             points.len() >= count
         });
-        assert_eq!(points.len(), count, "points for {name}: {points:?}\ncarbon log:\n{}", self.log());
+        assert_eq!(
+            points.len(),
+            count,
+            "points for {name}: {points:?}\ncarbon log:\n{}",
+            self.log()
+        );
         points
     }
 
@@ -142,7 +151,11 @@ impl TcpSink {
                 });
             }
         });
-        TcpSink { port, received, connections }
+        TcpSink {
+            port,
+            received,
+            connections,
+        }
     }
 
     pub fn lines(&self) -> Vec<String> {
