@@ -174,12 +174,19 @@ impl TcpSink {
 /// A loopback UDP server that keeps every datagram.
 pub struct UdpSink {
     pub port: u16,
+    /// The kernel's receive buffer for this socket, in bytes.
+    pub recv_buffer: usize,
     pub datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl UdpSink {
     pub fn start() -> UdpSink {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A large receive buffer, so a burst is not lost while this thread catches up.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let _ = socket.set_recv_buffer_size(8 << 20);
+        let recv_buffer = socket.recv_buffer_size().unwrap();
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let socket: UdpSocket = socket.into();
         let port = socket.local_addr().unwrap().port();
         let datagrams = Arc::new(Mutex::new(Vec::new()));
         let kept = datagrams.clone();
@@ -189,7 +196,7 @@ impl UdpSink {
                 kept.lock().unwrap().push(buf[..n].to_vec());
             }
         });
-        UdpSink { port, datagrams }
+        UdpSink { port, datagrams, recv_buffer }
     }
 
     pub fn lines(&self) -> Vec<String> {
