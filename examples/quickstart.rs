@@ -9,7 +9,10 @@ use std::time::Duration;
 fn main() -> Result<(), graphyte::Error> {
     let mut args = std::env::args().skip(1);
     let host = args.next().unwrap_or_else(|| "127.0.0.1".into());
-    let port = args.next().map_or(Ok(2003), |p| p.parse()).expect("PORT is a number");
+    let port = args
+        .next()
+        .map_or(Ok(2003), |p| p.parse())
+        .expect("PORT is a number");
 
     // Once, at start-up. Keep the guard: dropping it writes what is queued.
     let _guard = graphyte::init(

@@ -8,8 +8,16 @@
 
 fn main() -> Result<(), graphyte::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let port: u16 = args.first().expect("PORT").parse().expect("PORT is a number");
-    let count: u32 = args.get(1).expect("COUNT").parse().expect("COUNT is a number");
+    let port: u16 = args
+        .first()
+        .expect("PORT")
+        .parse()
+        .expect("PORT is a number");
+    let count: u32 = args
+        .get(1)
+        .expect("COUNT")
+        .parse()
+        .expect("COUNT is a number");
     let transport = match args.get(2).map(String::as_str) {
         Some("udp") => graphyte::Transport::Udp,
         _ => graphyte::Transport::Tcp,

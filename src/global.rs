@@ -75,10 +75,8 @@ fn replace_default(sender: Option<Sender>) -> Option<Sender> {
 /// ```
 pub fn init(builder: Builder) -> Result<DefaultGuard, Error> {
     let sender = builder.build()?;
-    if let Some(old) = replace_default(Some(sender.clone())) {
-        if let Err(err) = old.flush() {
-            log::warn!(target: "graphyte", "flushing the replaced default sender: {err}");
-        }
+    if let Some(Err(err)) = replace_default(Some(sender.clone())).map(|old| old.flush()) {
+        log::warn!(target: "graphyte", "flushing the replaced default sender: {err}");
     }
     Ok(DefaultGuard { sender })
 }

@@ -50,3 +50,8 @@ pub use sender::{
 pub use socket::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, UdpSocket};
 pub use stats::Stats;
 pub use validate::{MAX_LINE_LEN, MAX_SEGMENT_LEN};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

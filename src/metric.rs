@@ -18,6 +18,12 @@ use crate::Error;
 /// let _ = Value::from(-7i32);
 /// let _ = Value::from(0.125f64);
 /// ```
+///
+/// A `bool` is not a number (graphyte-py wrote `True` into the stream):
+///
+/// ```compile_fail
+/// let _ = graphyte::Value::from(true);
+/// ```
 #[derive(Clone, Copy, PartialEq)]
 pub struct Value(pub(crate) Number);
 

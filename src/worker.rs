@@ -130,7 +130,10 @@ impl Worker {
         for _ in 0..MAX_BATCHES_PER_ROUND {
             self.fill(state, usize::MAX);
             let full = state.buffered >= self.batch_size;
-            if !full && !(flush_due && state.buffered > 0) {
+            // Lines left by a failed write go out when the backoff ends, not at the next flush.
+            let retrying = self.link.retry_at().is_some();
+            let due = (flush_due || retrying) && state.buffered > 0;
+            if !(full || due) {
                 return false;
             }
             if self.write(state, false).is_err() {

@@ -21,7 +21,12 @@ fn a_child_that_returns_from_main_delivers_all_metrics_over_tcp() {
     let sink = TcpSink::start();
     run_child(sink.port, "tcp");
     let lines = sink.wait_for_lines(COUNT);
-    assert!(lines.iter().enumerate().all(|(i, l)| l.starts_with(&format!("child.metric{i} {i} "))));
+    assert!(
+        lines
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.starts_with(&format!("child.metric{i} {i} ")))
+    );
 }
 
 #[test]
@@ -34,6 +39,13 @@ fn a_child_that_returns_from_main_delivers_all_metrics_over_udp() {
         sink.recv_buffer
     );
     run_child(sink.port, "udp");
-    wait_until(std::time::Duration::from_secs(10), || sink.lines().len() >= COUNT);
-    assert_eq!(sink.lines().len(), COUNT, "{} datagrams", sink.datagrams.lock().unwrap().len());
+    wait_until(std::time::Duration::from_secs(10), || {
+        sink.lines().len() >= COUNT
+    });
+    assert_eq!(
+        sink.lines().len(),
+        COUNT,
+        "{} datagrams",
+        sink.datagrams.lock().unwrap().len()
+    );
 }

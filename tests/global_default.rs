@@ -75,7 +75,11 @@ fn free_functions_work_from_any_thread() {
     let capture = Capture::default();
     let guard = graphyte::init(builder(&capture)).unwrap();
     let threads: Vec<_> = (0..4)
-        .map(|t| std::thread::spawn(move || (0..250).for_each(|i| graphyte::send("threads", t * 1000 + i))))
+        .map(|t| {
+            std::thread::spawn(move || {
+                (0..250).for_each(|i| graphyte::send("threads", t * 1000 + i))
+            })
+        })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
     graphyte::flush().unwrap();

@@ -182,10 +182,13 @@ pub struct UdpSink {
 impl UdpSink {
     pub fn start() -> UdpSink {
         // A large receive buffer, so a burst is not lost while this thread catches up.
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         let _ = socket.set_recv_buffer_size(8 << 20);
         let recv_buffer = socket.recv_buffer_size().unwrap();
-        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
         let socket: UdpSocket = socket.into();
         let port = socket.local_addr().unwrap().port();
         let datagrams = Arc::new(Mutex::new(Vec::new()));
@@ -196,7 +199,11 @@ impl UdpSink {
                 kept.lock().unwrap().push(buf[..n].to_vec());
             }
         });
-        UdpSink { port, datagrams, recv_buffer }
+        UdpSink {
+            port,
+            datagrams,
+            recv_buffer,
+        }
     }
 
     pub fn lines(&self) -> Vec<String> {
