@@ -25,7 +25,7 @@ impl LineFormat {
         let tags = point.tags.as_deref().unwrap_or(&self.default_tags);
         out.extend_from_slice(tags.as_bytes());
         out.push(b' ');
-        write_number(point.value, out);
+        write_number(point.value(), out);
         out.push(b' ');
         write_u64(u64::from(point.timestamp), out);
         out.push(b'\n');
@@ -176,12 +176,12 @@ mod tests {
             prefix: "app.".into(),
             default_tags: ";env=prod".into(),
         };
-        let point = Point {
-            name: Cow::Borrowed("req.ok"),
-            tags: None,
-            value: Number::Int(42),
-            timestamp: 1_700_000_000,
-        };
+        let point = Point::new(
+            Cow::Borrowed("req.ok"),
+            None,
+            Number::Int(42),
+            1_700_000_000,
+        );
         let mut out = Vec::new();
         format.write_line(&point, &mut out);
         assert_eq!(out, b"app.req.ok;env=prod 42 1700000000\n");

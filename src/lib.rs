@@ -27,6 +27,7 @@
 //! - Errors are logged through the `log` crate, target `graphyte`, rate-limited.
 #![warn(missing_docs)]
 
+mod clock;
 mod encode;
 mod error;
 mod global;

@@ -42,13 +42,14 @@ impl Link {
         self.backoff.retry_at
     }
 
-    /// Writes the whole lines in `buf`, removing from it what the socket accepted. On failure
-    /// the lines not fully written stay in `buf` for a later attempt. While in backoff nothing
+    /// Writes the lines of `batch`, removing from it what the socket accepted. On failure
+    /// the lines not fully written stay in it for a later attempt. While in backoff nothing
     /// is tried, unless `force`.
-    pub(crate) fn deliver(&mut self, buf: &mut Vec<u8>, force: bool) -> io::Result<()> {
-        if buf.is_empty() {
+    pub(crate) fn deliver(&mut self, batch: &mut Batch, force: bool) -> io::Result<()> {
+        if batch.lines == 0 {
             return Ok(());
         }
+        let buf = &mut batch.bytes;
         let now = Instant::now();
         if !force && self.backoff.retry_at.is_some_and(|at| now < at) {
             return Err(io::Error::new(
@@ -65,8 +66,13 @@ impl Link {
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |i| i + 1),
         };
-        let lines = count_lines(&buf[..delivered]);
-        Counters::add(&self.shared.counters.sent, lines);
+        let lines = if delivered == buf.len() {
+            batch.lines
+        } else {
+            count_lines(&buf[..delivered])
+        };
+        batch.lines -= lines;
+        Counters::add(&self.shared.counters.sent, lines as u64);
         Counters::add(&self.shared.counters.sent_bytes, delivered as u64);
         buf.drain(..delivered);
         match result {
@@ -86,7 +92,7 @@ impl Link {
                     log::warn!(
                         target: "graphyte",
                         "sending to carbon failed: {err}; {} lines kept for retry{}",
-                        count_lines(buf),
+                        batch.lines,
                         if suppressed > 0 { format!(" ({suppressed} similar failures not logged)") } else { String::new() }
                     );
                 }
@@ -147,8 +153,29 @@ fn chunk_end(buf: &[u8], pos: usize, max: usize) -> usize {
         .map_or(pos, |i| pos + i + 1)
 }
 
-pub(crate) fn count_lines(buf: &[u8]) -> u64 {
-    buf.iter().filter(|&&b| b == b'\n').count() as u64
+fn count_lines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Formatted lines waiting to be written, and how many there are.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) lines: usize,
+}
+
+impl Batch {
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            lines: 0,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.lines = 0;
+    }
 }
 
 /// Capped exponential backoff between failed attempts.

@@ -71,18 +71,12 @@ impl From<f64> for Value {
 }
 
 impl Value {
-    pub(crate) fn check(self) -> Result<Self, Error> {
-        let finite = match self.0 {
+    #[inline]
+    pub(crate) fn is_finite(self) -> bool {
+        match self.0 {
             Number::F32(v) => v.is_finite(),
             Number::F64(v) => v.is_finite(),
             Number::Int(_) | Number::Uint(_) => true,
-        };
-        if finite {
-            Ok(self)
-        } else {
-            Err(Error::InvalidValue {
-                reason: "NaN and infinite values are not accepted",
-            })
         }
     }
 }
@@ -106,7 +100,7 @@ pub struct Timestamp(Time);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Time {
-    Secs(i128),
+    Secs(i64),
     Float(f64),
     System(SystemTime),
 }
@@ -115,7 +109,8 @@ macro_rules! timestamp_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Timestamp {
             fn from(v: $t) -> Self {
-                Timestamp(Time::Secs(v as i128))
+                // Past i64::MAX is out of range anyway: keep it out of range.
+                Timestamp(Time::Secs(i64::try_from(v).unwrap_or(i64::MAX)))
             }
         }
     )*};
@@ -137,17 +132,18 @@ impl From<SystemTime> for Timestamp {
 impl Timestamp {
     /// The timestamp in the seconds Carbon will store, or the error that refuses it.
     pub(crate) fn to_secs(self) -> Result<u32, Error> {
-        let secs: Option<i128> = match self.0 {
+        let secs: Option<i64> = match self.0 {
             Time::Secs(s) => Some(s),
-            Time::Float(f) if f.is_finite() => Some(f.floor() as i128),
+            // Saturates: huge values stay out of range.
+            Time::Float(f) if f.is_finite() => Some(f.floor() as i64),
             Time::Float(_) => None,
             Time::System(t) => t
                 .duration_since(UNIX_EPOCH)
                 .ok()
-                .map(|d| d.as_secs() as i128),
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         };
         match secs {
-            Some(s) if s >= 1 && s <= u32::MAX as i128 => Ok(s as u32),
+            Some(s) if (1..=i64::from(u32::MAX)).contains(&s) => Ok(s as u32),
             _ => Err(Error::InvalidTimestamp {
                 given: match self.0 {
                     Time::Secs(s) => s.to_string(),
@@ -157,13 +153,6 @@ impl Timestamp {
             }),
         }
     }
-}
-
-/// The current Unix time in whole seconds.
-pub(crate) fn now_secs() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// One metric with everything it can carry: name, value, and optionally a timestamp and tags.
@@ -213,14 +202,112 @@ impl<'a> Metric<'a> {
 }
 
 /// A checked metric on its way to the worker. It holds no formatted text: the worker formats.
+///
+/// Kept small, and free of allocations the worker would have to free: a heap block freed on
+/// another thread than the one that allocated it costs the allocator (and the next send) far
+/// more than copying a short name.
 #[derive(Debug)]
 pub(crate) struct Point {
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: PointName,
     /// The whole tag suffix (`;a=1;b=2`) when the call had its own tags; `None` means the
     /// sender's default tags.
     pub(crate) tags: Option<Box<str>>,
-    pub(crate) value: Number,
+    value_bits: u64,
     pub(crate) timestamp: u32,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int,
+    Uint,
+    F32,
+    F64,
+}
+
+impl Point {
+    #[inline]
+    pub(crate) fn new(
+        name: Cow<'static, str>,
+        tags: Option<Box<str>>,
+        value: Number,
+        timestamp: u32,
+    ) -> Self {
+        let (kind, value_bits) = match value {
+            Number::Int(v) => (Kind::Int, v as u64),
+            Number::Uint(v) => (Kind::Uint, v),
+            Number::F32(v) => (Kind::F32, u64::from(v.to_bits())),
+            Number::F64(v) => (Kind::F64, v.to_bits()),
+        };
+        Point {
+            name: PointName::new(name),
+            tags,
+            value_bits,
+            timestamp,
+            kind,
+        }
+    }
+
+    pub(crate) fn value(&self) -> Number {
+        match self.kind {
+            Kind::Int => Number::Int(self.value_bits as i64),
+            Kind::Uint => Number::Uint(self.value_bits),
+            Kind::F32 => Number::F32(f32::from_bits(self.value_bits as u32)),
+            Kind::F64 => Number::F64(f64::from_bits(self.value_bits)),
+        }
+    }
+}
+
+/// Longest owned name copied into the point instead of moved.
+const INLINE_NAME: usize = 56;
+
+/// A point's name: borrowed when static, copied when short, moved when long.
+pub(crate) enum PointName {
+    Static(&'static str),
+    Inline(InlineName),
+    Owned(String),
+}
+
+/// Word-aligned, so moving a point copies whole words: byte-offset copies of fields that
+/// were just written as words stall the processor's store forwarding.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+pub(crate) struct InlineName {
+    len: usize,
+    bytes: [u8; INLINE_NAME],
+}
+
+impl PointName {
+    #[inline]
+    fn new(name: Cow<'static, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => PointName::Static(name),
+            Cow::Owned(name) if name.len() <= INLINE_NAME => {
+                let mut inline = InlineName {
+                    len: name.len(),
+                    bytes: [0; INLINE_NAME],
+                };
+                inline.bytes[..name.len()].copy_from_slice(name.as_bytes());
+                // `name` is freed here, on the thread that allocated it.
+                PointName::Inline(inline)
+            }
+            Cow::Owned(name) => PointName::Owned(name),
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            PointName::Static(name) => name.as_bytes(),
+            PointName::Inline(inline) => &inline.bytes[..inline.len],
+            PointName::Owned(name) => name.as_bytes(),
+        }
+    }
+}
+
+impl fmt::Debug for PointName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        String::from_utf8_lossy(self.as_bytes()).fmt(f)
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +334,35 @@ mod tests {
     }
 
     #[test]
-    fn point_stays_within_one_cache_line() {
-        assert!(std::mem::size_of::<Point>() <= 64);
+    fn point_with_its_queue_slot_fits_in_112_bytes() {
+        assert!(
+            std::mem::size_of::<Point>() <= 104,
+            "{}",
+            std::mem::size_of::<Point>()
+        );
+    }
+
+    #[test]
+    fn short_owned_names_are_copied_and_long_ones_moved() {
+        let short = Point::new(Cow::Owned("a".repeat(56)), None, Number::Int(1), 1);
+        let long = Point::new(Cow::Owned("b".repeat(57)), None, Number::Int(1), 1);
+        assert!(matches!(short.name, PointName::Inline(_)));
+        assert!(matches!(long.name, PointName::Owned(_)));
+        assert_eq!(short.name.as_bytes(), "a".repeat(56).as_bytes());
+    }
+
+    #[test]
+    fn packed_values_unpack_to_what_went_in() {
+        for value in [
+            Number::Int(i64::MIN),
+            Number::Uint(u64::MAX),
+            Number::F32(-0.1),
+            Number::F64(1e300),
+        ] {
+            assert_eq!(
+                Point::new(Cow::Borrowed("a"), None, value, 1).value(),
+                value
+            );
+        }
     }
 }

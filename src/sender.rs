@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{self as channel, SendTimeoutError, TrySendError};
 use parking_lot::Mutex;
 
+use crate::clock::now_secs;
 use crate::encode::{LineFormat, tag_suffix};
-use crate::link::{Link, LogLimit, count_lines};
-use crate::metric::{Metric, Point, Timestamp, Value, now_secs};
+use crate::link::{Batch, Link, LogLimit};
+use crate::metric::{Metric, Point, Timestamp, Value};
 use crate::socket::{DEFAULT_MAX_DATAGRAM, TcpSocket, UdpSocket};
 use crate::stats::{Counters, Stats};
 use crate::validate::{self, LINE_OVERHEAD, MAX_LINE_LEN};
@@ -209,6 +210,7 @@ impl Builder {
     /// Checks the configuration and starts the worker (background mode). Nothing is
     /// connected yet: the first batch connects, so this succeeds while Carbon is down.
     pub fn build(self) -> Result<Sender, Error> {
+        crate::clock::start();
         if self.batch_size == 0 {
             return Err(Error::Config("batch_size must be at least 1"));
         }
@@ -271,7 +273,7 @@ impl Builder {
             None => Mode::Sync(Mutex::new(SyncLink {
                 link,
                 format,
-                buf: Vec::new(),
+                batch: Batch::default(),
             })),
             Some(interval) => {
                 let (points, queued) = channel::bounded(self.queue_capacity);
@@ -294,7 +296,7 @@ impl Builder {
                     worker: Mutex::new(Some(worker)),
                     block: self.full_queue == FullQueue::Block,
                     wake_threshold,
-                    check_every: if wake_threshold >= 64 { 32 } else { 1 },
+                    check_mask: if wake_threshold >= 128 { 63 } else { 0 },
                 })
             }
         };
@@ -371,14 +373,14 @@ struct Background {
     block: bool,
     /// Queue length at which a sender wakes the worker.
     wake_threshold: usize,
-    /// Every how many sends (per thread) the queue length is looked at.
-    check_every: u32,
+    /// The queue length is looked at when a thread's send count has these bits clear.
+    check_mask: u32,
 }
 
 struct SyncLink {
     link: Link,
     format: LineFormat,
-    buf: Vec<u8>,
+    batch: Batch,
 }
 
 impl Sender {
@@ -391,8 +393,11 @@ impl Sender {
     /// counted in [`stats`](Sender::stats) and logged (rate-limited).
     ///
     /// A `&'static str` name costs no allocation; pass a `String` for a built name.
+    #[inline]
     pub fn send(&self, name: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
-        self.send_metric(Metric::new(name, value));
+        if let Err(err) = self.submit(name.into(), value.into(), None, &[]) {
+            self.inner.log_failed_send(&err);
+        }
     }
 
     /// Sends `value` for `name` at `timestamp` (see [`Timestamp`] for units and rounding).
@@ -416,6 +421,7 @@ impl Sender {
     }
 
     /// Sends a [`Metric`]; like [`send`](Sender::send), errors are counted and logged.
+    #[inline]
     pub fn send_metric(&self, metric: Metric<'_>) {
         if let Err(err) = self.try_send(metric) {
             self.inner.log_failed_send(&err);
@@ -435,11 +441,39 @@ impl Sender {
     /// assert!(matches!(err, Error::InvalidName { .. }));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_send(&self, metric: Metric<'_>) -> Result<(), Error> {
+        let Metric {
+            name,
+            value,
+            timestamp,
+            tags,
+        } = metric;
+        self.submit(name, value, timestamp, tags)
+    }
+
+    /// What every send does: check on this thread, then queue (or write, synchronously).
+    #[inline]
+    fn submit(
+        &self,
+        name: Cow<'static, str>,
+        value: Value,
+        timestamp: Option<Timestamp>,
+        tags: &[(&str, &str)],
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
-        let point = inner.point(metric).inspect_err(|_| {
-            Counters::add(&inner.shared.counters.refused, 1);
-        })?;
+        let checked_name = match &name {
+            Cow::Borrowed(name) => validate::check_static_name(name),
+            Cow::Owned(name) => validate::check_name(name),
+        };
+        if let Err(reason) = checked_name {
+            return Err(inner.refused(invalid_name(&name, reason)));
+        }
+        let (timestamp, tags) = match inner.check(&name, value, timestamp, tags) {
+            Ok(checked) => checked,
+            Err(err) => return Err(inner.refused(err)),
+        };
+        let point = Point::new(name, tags, value.0, timestamp);
         match &inner.mode {
             Mode::Background(background) => background.send(point, &inner.shared),
             Mode::Sync(link) => link.lock().send(point, &inner.shared),
@@ -498,25 +532,26 @@ impl Sender {
 }
 
 impl Inner {
-    /// Checks a metric and turns it into a point: every error is found here, on the
-    /// caller's thread, before anything is queued.
-    fn point(&self, metric: Metric<'_>) -> Result<Point, Error> {
-        let Metric {
-            name,
-            value,
-            timestamp,
-            tags,
-        } = metric;
-        let value = value.check()?;
+    /// Checks the rest of a metric whose name alone was found valid: every error is found
+    /// on the caller's thread, before anything is queued. Returns its timestamp and, if the
+    /// call has its own tags, their suffix.
+    #[inline]
+    fn check(
+        &self,
+        name: &str,
+        value: Value,
+        timestamp: Option<Timestamp>,
+        tags: &[(&str, &str)],
+    ) -> Result<(u32, Option<Box<str>>), Error> {
+        if !value.is_finite() {
+            return Err(Error::InvalidValue {
+                reason: "NaN and infinite values are not accepted",
+            });
+        }
         let timestamp = match timestamp {
-            Some(timestamp) => timestamp.to_secs()?,
             None => now_secs(),
+            Some(timestamp) => timestamp.to_secs()?,
         };
-        let invalid_name = |reason| Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        };
-        validate::check_name(&name).map_err(invalid_name)?;
         let tags = if tags.is_empty() {
             None
         } else {
@@ -524,10 +559,10 @@ impl Inner {
         };
         let tags_len = tags
             .as_ref()
-            .map_or(self.rules.default_tags_len, String::len);
+            .map_or(self.rules.default_tags_len, |t| t.len());
         // A prefix was checked for this when the sender was built.
         if tags_len > 0 && !self.rules.prefixed {
-            validate::check_tagged_name(&name).map_err(invalid_name)?;
+            validate::check_tagged_name(name).map_err(|reason| invalid_name(name, reason))?;
         }
         let len = self.rules.overhead + name.len() + tags_len;
         if len > self.rules.max_line {
@@ -536,16 +571,18 @@ impl Inner {
                 max: self.rules.max_line,
             });
         }
-        Ok(Point {
-            name,
-            tags: tags.map(String::into_boxed_str),
-            value: value.0,
-            timestamp,
-        })
+        Ok((timestamp, tags))
+    }
+
+    #[cold]
+    fn refused(&self, err: Error) -> Error {
+        Counters::add(&self.shared.counters.refused, 1);
+        err
     }
 
     /// The tag suffix for a call's own tags merged over the defaults.
-    fn merge_tags(&self, tags: &[(&str, &str)]) -> Result<String, Error> {
+    #[inline(never)]
+    fn merge_tags(&self, tags: &[(&str, &str)]) -> Result<Box<str>, Error> {
         for (key, value) in tags {
             validate::check_tag(key, value).map_err(|reason| Error::InvalidTag {
                 tag: format!("{key}={value}"),
@@ -557,9 +594,10 @@ impl Inner {
             .default_tags
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        Ok(tag_suffix(defaults.chain(tags.iter().copied())))
+        Ok(tag_suffix(defaults.chain(tags.iter().copied())).into_boxed_str())
     }
 
+    #[cold]
     fn log_failed_send(&self, err: &Error) {
         // Queue-full drops are reported by the worker, once per interval.
         if matches!(err, Error::QueueFull) {
@@ -622,6 +660,7 @@ thread_local! {
 }
 
 impl Background {
+    #[inline]
     fn send(&self, point: Point, shared: &Shared) -> Result<(), Error> {
         if shared.stopped.load(Ordering::Relaxed) {
             Counters::add(&shared.counters.dropped, 1);
@@ -649,13 +688,13 @@ impl Background {
     }
 
     /// Wakes the worker when a batch is waiting. The queue length is looked at only every
-    /// `check_every` sends of a thread, and the worker woken at most once until it runs.
+    /// 64 sends of a thread, and the worker woken at most once until it runs.
     fn after_send(&self, shared: &Shared) {
         let due = SENDS
             .try_with(|sends| {
                 let n = sends.get().wrapping_add(1);
                 sends.set(n);
-                n % self.check_every == 0
+                n & self.check_mask == 0
             })
             .unwrap_or(true);
         if due && self.points.len() >= self.wake_threshold {
@@ -690,13 +729,22 @@ impl Background {
 
 impl SyncLink {
     fn send(&mut self, point: Point, shared: &Shared) -> Result<(), Error> {
-        self.buf.clear();
-        self.format.write_line(&point, &mut self.buf);
+        self.batch.clear();
+        self.format.write_line(&point, &mut self.batch.bytes);
+        self.batch.lines = 1;
         Counters::add(&shared.counters.taken, 1);
-        self.link.deliver(&mut self.buf, false).map_err(|err| {
-            Counters::add(&shared.counters.failed, count_lines(&self.buf));
-            self.buf.clear();
+        self.link.deliver(&mut self.batch, false).map_err(|err| {
+            Counters::add(&shared.counters.failed, self.batch.lines as u64);
+            self.batch.clear();
             Error::Io(err)
         })
+    }
+}
+
+#[cold]
+fn invalid_name(name: &str, reason: &'static str) -> Error {
+    Error::InvalidName {
+        name: name.to_owned(),
+        reason,
     }
 }

@@ -6,6 +6,8 @@
 //! path segment becomes a file name (at most 255 bytes) and a line over 16,384 bytes makes
 //! Carbon close the connection, losing every later line on it.
 
+use std::cell::Cell;
+
 /// Longest line Carbon's plaintext receiver takes, newline included.
 pub const MAX_LINE_LEN: usize = 16_384;
 
@@ -52,6 +54,32 @@ pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
         return Err("ends like an OpenMetrics label set ('{...\"}'), which Carbon would re-parse");
     }
     Ok(())
+}
+
+/// Checks a name that lives for the whole program. A `&'static str` never changes, so once
+/// checked, its address and length are remembered (per thread, a few dozen names) and the
+/// bytes are not read again.
+#[inline]
+pub(crate) fn check_static_name(name: &'static str) -> Result<(), &'static str> {
+    let key = (name.as_ptr() as usize, name.len());
+    // Static strings sit close together: skip the low bits, which vary little.
+    let slot = (key.0 >> 3) % STATIC_NAMES;
+    let known = CHECKED_STATIC_NAMES
+        .try_with(|names| names[slot].get() == key)
+        .unwrap_or(false);
+    if known {
+        return Ok(());
+    }
+    check_name(name)?;
+    let _ = CHECKED_STATIC_NAMES.try_with(|names| names[slot].set(key));
+    Ok(())
+}
+
+const STATIC_NAMES: usize = 64;
+
+thread_local! {
+    static CHECKED_STATIC_NAMES: [Cell<(usize, usize)>; STATIC_NAMES] =
+        const { [const { Cell::new((0, 0)) }; STATIC_NAMES] };
 }
 
 /// Checks one tag under Graphite 1.1's rules (`TaggedSeries.validateTagAndValue`) plus
@@ -140,6 +168,18 @@ mod tests {
     #[test]
     fn tag_value_may_contain_equals_sign() {
         assert_eq!(check_tag("k", "a=b"), Ok(()));
+    }
+
+    #[test]
+    fn a_remembered_static_name_passes_again_and_a_bad_one_never_does() {
+        assert_eq!(check_static_name("app.ok"), Ok(()));
+        assert_eq!(check_static_name("app.ok"), Ok(()));
+        assert!(check_static_name("app bad").is_err());
+        assert!(check_static_name("app bad").is_err());
+        // The same address with another length is checked on its own.
+        let text: &'static str = "a.b..c";
+        assert_eq!(check_static_name(&text[..3]), Ok(()));
+        assert!(check_static_name(text).is_err());
     }
 
     #[test]

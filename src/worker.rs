@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, TryRecvError};
 
 use crate::encode::LineFormat;
-use crate::link::{Link, LogLimit, count_lines};
+use crate::link::{Batch, Link, LogLimit};
 use crate::metric::Point;
 use crate::stats::Counters;
 
@@ -56,9 +56,7 @@ pub(crate) struct Worker {
 }
 
 struct State {
-    buf: Vec<u8>,
-    /// Lines in `buf`.
-    buffered: usize,
+    batch: Batch,
     next_flush: Instant,
     drops_reported: u64,
     drop_log: LogLimit,
@@ -73,8 +71,7 @@ impl Worker {
 
     fn run(mut self) {
         let mut state = State {
-            buf: Vec::with_capacity(self.batch_size * 64),
-            buffered: 0,
+            batch: Batch::with_capacity(self.batch_size * 64),
             next_flush: Instant::now() + self.interval,
             drops_reported: 0,
             drop_log: LogLimit::new(self.interval),
@@ -113,7 +110,7 @@ impl Worker {
 
     fn next_wake(&self, state: &State) -> Instant {
         match self.link.retry_at() {
-            Some(retry) if state.buffered > 0 => retry.min(state.next_flush),
+            Some(retry) if state.batch.lines > 0 => retry.min(state.next_flush),
             _ => state.next_flush,
         }
     }
@@ -129,10 +126,10 @@ impl Worker {
         self.shared.wake_pending.store(false, Ordering::Release);
         for _ in 0..MAX_BATCHES_PER_ROUND {
             self.fill(state, usize::MAX);
-            let full = state.buffered >= self.batch_size;
+            let full = state.batch.lines >= self.batch_size;
             // Lines left by a failed write go out when the backoff ends, not at the next flush.
             let retrying = self.link.retry_at().is_some();
-            let due = (flush_due || retrying) && state.buffered > 0;
+            let due = (flush_due || retrying) && state.batch.lines > 0;
             if !(full || due) {
                 return false;
             }
@@ -148,30 +145,24 @@ impl Worker {
     /// Formats points from the queue into the batch until it is full, the queue is empty, or
     /// `limit` points were taken. Returns how many were taken.
     fn fill(&mut self, state: &mut State, limit: usize) -> usize {
-        let room = self.batch_size.saturating_sub(state.buffered).min(limit);
+        let room = self.batch_size.saturating_sub(state.batch.lines).min(limit);
         let mut taken = 0;
         while taken < room {
             match self.points.try_recv() {
                 Ok(point) => {
-                    self.format.write_line(&point, &mut state.buf);
+                    self.format.write_line(&point, &mut state.batch.bytes);
                     taken += 1;
                 }
                 Err(_) => break,
             }
         }
-        state.buffered += taken;
+        state.batch.lines += taken;
         Counters::add(&self.shared.counters.taken, taken as u64);
         taken
     }
 
     fn write(&mut self, state: &mut State, force: bool) -> io::Result<()> {
-        let result = self.link.deliver(&mut state.buf, force);
-        state.buffered = if state.buf.is_empty() {
-            0
-        } else {
-            count_lines(&state.buf) as usize
-        };
-        result
+        self.link.deliver(&mut state.batch, force)
     }
 
     /// Writes what was queued before the flush was asked for, trying even during a backoff.
@@ -179,7 +170,7 @@ impl Worker {
         let mut left = self.points.len();
         loop {
             left -= self.fill(state, left);
-            if state.buffered == 0 {
+            if state.batch.lines == 0 {
                 return Ok(());
             }
             self.write(state, true)?;
@@ -191,7 +182,7 @@ impl Worker {
     fn finish(&mut self, state: &mut State, deadline: Instant) {
         while Instant::now() < deadline {
             self.fill(state, usize::MAX);
-            if state.buffered == 0 {
+            if state.batch.lines == 0 {
                 break;
             }
             if self.write(state, false).is_ok() {
@@ -207,7 +198,7 @@ impl Worker {
         // Points still queued now will never be written: take them so they count as failed.
         let left = self.points.try_iter().take(self.points.len()).count() as u64;
         Counters::add(&self.shared.counters.taken, left);
-        let failed = state.buffered as u64 + left;
+        let failed = state.batch.lines as u64 + left;
         self.shared.stopped.store(true, Ordering::Release);
         if failed > 0 {
             Counters::add(&self.shared.counters.failed, failed);
