@@ -38,9 +38,14 @@ pub(crate) fn tag_suffix<'t>(tags: impl IntoIterator<Item = (&'t str, &'t str)>)
     let mut pairs: Vec<(&str, &str)> = tags.into_iter().collect();
     // Stable sort keeps the given order among equal names; keep the last of each run.
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::new();
+    let kept = |i: usize| pairs.get(i + 1).is_none_or(|next| next.0 != pairs[i].0);
+    let len = (0..pairs.len())
+        .filter(|&i| kept(i))
+        .map(|i| pairs[i].0.len() + pairs[i].1.len() + 2)
+        .sum();
+    let mut out = String::with_capacity(len);
     for (i, (key, value)) in pairs.iter().enumerate() {
-        if pairs.get(i + 1).is_some_and(|next| next.0 == *key) {
+        if !kept(i) {
             continue;
         }
         out.push(';');

@@ -277,7 +277,9 @@ impl Builder {
             })),
             Some(interval) => {
                 let (points, queued) = channel::bounded(self.queue_capacity);
-                let (commands, command_rx) = channel::unbounded();
+                // Bounded, so sending a command never allocates; a wake finding it full is
+                // not needed anyway.
+                let (commands, command_rx) = channel::bounded(COMMAND_CAPACITY);
                 let worker = Worker {
                     points: queued.clone(),
                     commands: command_rx,
@@ -311,6 +313,9 @@ impl Builder {
         })
     }
 }
+
+/// Commands the worker's command channel holds: wakes, flushes and a shutdown.
+const COMMAND_CAPACITY: usize = 64;
 
 /// How often errors of synchronous mode and refused metrics may be logged.
 const SYNC_LOG_PERIOD: Duration = Duration::from_secs(10);
@@ -490,11 +495,16 @@ impl Sender {
             return Ok(());
         }
         let (done, answer) = channel::bounded(1);
-        background
+        let deadline = Instant::now() + self.inner.timeout;
+        match background
             .commands
-            .send(Command::Flush(done))
-            .map_err(|_| Error::Closed)?;
-        match answer.recv_timeout(self.inner.timeout) {
+            .send_deadline(Command::Flush(done), deadline)
+        {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => return Err(Error::Timeout),
+            Err(SendTimeoutError::Disconnected(_)) => return Err(Error::Closed),
+        }
+        match answer.recv_deadline(deadline) {
             Ok(result) => result.map_err(Error::Io),
             Err(channel::RecvTimeoutError::Timeout) => Err(Error::Timeout),
             Err(channel::RecvTimeoutError::Disconnected) => Ok(()),
@@ -628,12 +638,13 @@ impl Inner {
         };
         let deadline = Instant::now() + timeout;
         let (done, finished) = channel::bounded(1);
-        if background
+        match background
             .commands
-            .send(Command::Shutdown { deadline, done })
-            .is_err()
+            .send_deadline(Command::Shutdown { deadline, done }, deadline)
         {
-            return Ok(());
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => return Err(Error::Timeout),
+            Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
         }
         // A little past the deadline, for the worker to count and report what it gave up.
         match finished.recv_deadline(deadline + Duration::from_millis(100)) {
@@ -706,7 +717,7 @@ impl Background {
         if !shared.wake_pending.load(Ordering::Relaxed)
             && !shared.wake_pending.swap(true, Ordering::AcqRel)
         {
-            let _ = self.commands.send(Command::Wake);
+            let _ = self.commands.try_send(Command::Wake);
         }
     }
 

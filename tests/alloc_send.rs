@@ -1,0 +1,99 @@
+//! Heap allocations a send makes on the caller's thread, counted by a global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+use std::time::Duration;
+
+use graphyte::{SendSocket, Sender};
+
+struct Counting;
+
+thread_local! {
+    /// Allocations made by this thread while counting.
+    static ALLOCATIONS: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get().map(|n| n + 1)));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get().map(|n| n + 1)));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// How many allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.with(|n| n.set(Some(0)));
+    f();
+    ALLOCATIONS.with(|n| n.replace(None)).unwrap()
+}
+
+struct Discard;
+
+impl SendSocket for Discard {
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+}
+
+fn sender() -> Sender {
+    Sender::builder("unused")
+        .socket(Discard)
+        .interval(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+}
+
+const SENDS: usize = 10_000;
+
+#[test]
+fn a_send_with_a_static_name_allocates_nothing() {
+    let sender = sender();
+    sender.send("warm.up", 0);
+    let n = allocations(|| (0..SENDS).for_each(|i| sender.send("alloc.static", i)));
+    assert_eq!(n, 0);
+    assert_eq!(sender.stats().dropped, 0);
+}
+
+#[test]
+fn a_send_with_a_short_string_name_allocates_nothing_beyond_the_string() {
+    let sender = sender();
+    sender.send("warm.up", 0);
+    let names: Vec<String> = (0..SENDS).map(|i| format!("alloc.dynamic.m{i}")).collect();
+    let n = allocations(|| names.into_iter().for_each(|name| sender.send(name, 1)));
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn the_default_sender_adds_no_allocation() {
+    let guard = graphyte::init(
+        Sender::builder("unused")
+            .socket(Discard)
+            .interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    graphyte::send("warm.up", 0);
+    let n = allocations(|| (0..SENDS).for_each(|i| graphyte::send("alloc.global", i)));
+    assert_eq!(n, 0);
+    drop(guard);
+}
+
+#[test]
+fn a_send_with_its_own_tags_allocates_its_tag_suffix_only() {
+    let sender = sender();
+    sender.send("warm.up", 0);
+    let n =
+        allocations(|| sender.send_tagged("alloc.tagged", 1, &[("host", "web1"), ("dc", "eu")]));
+    // The merged, sorted list and the suffix string.
+    assert!(n <= 2, "{n} allocations");
+}
