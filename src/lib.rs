@@ -56,3 +56,38 @@ pub use validate::{MAX_LINE_LEN, MAX_SEGMENT_LEN};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Internals exposed for the crate's own benchmarks only: not a public API, no stability.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals {
+    use std::borrow::Cow;
+
+    use crate::encode::{LineFormat, tag_suffix};
+    use crate::metric::Point;
+
+    /// The worker's line formatting, for a prefix and default tags.
+    pub struct LineEncoder(LineFormat);
+
+    impl LineEncoder {
+        /// An encoder for `prefix` and default `tags`.
+        pub fn new(prefix: &str, tags: &[(&str, &str)]) -> Self {
+            LineEncoder(LineFormat {
+                prefix: format!("{prefix}.").into(),
+                default_tags: tag_suffix(tags.iter().copied()).into(),
+            })
+        }
+
+        /// Appends one line to `out`.
+        pub fn encode(
+            &self,
+            name: &'static str,
+            value: impl Into<crate::Value>,
+            timestamp: u32,
+            out: &mut Vec<u8>,
+        ) {
+            let point = Point::new(Cow::Borrowed(name), None, value.into().0, timestamp);
+            self.0.write_line(&point, out);
+        }
+    }
+}

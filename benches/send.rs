@@ -1,4 +1,4 @@
-//! What a send costs the caller, and what the worker costs per line.
+//! What a send costs the caller: in bursts, and one at a time with the worker idle.
 
 use std::hint::black_box;
 use std::io;
@@ -63,5 +63,55 @@ fn send(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, send);
+/// Pause between sporadic sends: long enough for a worker that blocked on the queue to have
+/// gone to sleep, so a send that had to wake it would pay for that here.
+const PAUSE: Duration = Duration::from_micros(100);
+
+fn spin(pause: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < pause {
+        std::hint::spin_loop();
+    }
+}
+
+/// One send every 100 µs, each timed on its own (so the timer's own cost is included:
+/// `sporadic/timer_only` measures it, to subtract; `static_name_no_pause` is the same timing
+/// without the pause).
+fn sporadic(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sporadic");
+    group.sample_size(20);
+    let sender = queued_sender();
+    for (name, pause) in [
+        ("static_name", PAUSE),
+        ("static_name_no_pause", Duration::ZERO),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    spin(pause);
+                    let start = Instant::now();
+                    sender.send("app.requests.ok", i);
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.bench_function("timer_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                spin(PAUSE);
+                let start = Instant::now();
+                black_box(i);
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, send, sporadic);
 criterion_main!(benches);

@@ -1,0 +1,656 @@
+//! graphyte side by side with what users would pick instead, measured in one run.
+//!
+//! Run through `scripts/bench`, which installs Python graphyte 1.7.1 into a venv and passes
+//! its interpreter in `GRAPHYTE_BENCH_PYTHON`. Each client runs in a child process of its own
+//! (this binary again, or Python), so its CPU time and peak memory are its own; a sink in this
+//! process counts the lines it receives over TCP and UDP and discards them.
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use graphyte::{FullQueue, Sender, Transport};
+
+/// Lines per end-to-end run, for the Rust clients and for Python (which is ~100× slower).
+const RUST_LINES: u64 = 2_000_000;
+const PYTHON_LINES: u64 = 100_000;
+/// Sends timed one at a time, 100 µs apart.
+const SPORADIC_SENDS: u64 = 5_000;
+const SPORADIC_PAUSE: Duration = Duration::from_micros(100);
+const OVERLOAD_FOR: Duration = Duration::from_secs(10);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--client") {
+        return client(&args[at + 1..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // Asked for a list of benchmarks: this is one report, not a list.
+    }
+    parent();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: sinks, children, table.
+
+/// Counts newlines received; remembers when the last one arrived.
+#[derive(Default)]
+struct Counter {
+    lines: AtomicU64,
+    last_micros: AtomicU64,
+}
+
+impl Counter {
+    fn add(&self, bytes: &[u8]) {
+        let n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if n > 0 {
+            self.lines.fetch_add(n, Ordering::Relaxed);
+            self.last_micros.store(wall_micros(), Ordering::Relaxed);
+        }
+    }
+
+    fn reset(&self) {
+        self.lines.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits until `expected` lines arrived or none arrived for two seconds.
+    fn wait(&self, expected: u64) -> u64 {
+        let mut seen = (self.lines.load(Ordering::Relaxed), Instant::now());
+        loop {
+            let now = self.lines.load(Ordering::Relaxed);
+            if now >= expected {
+                return now;
+            }
+            if now != seen.0 {
+                seen = (now, Instant::now());
+            } else if seen.1.elapsed() > Duration::from_secs(2) {
+                return now;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn wall_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// A TCP sink: every connection read by its own thread, as fast as it can, or throttled.
+fn tcp_sink(counter: Arc<Counter>, throttle: Option<Duration>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counter = counter.clone();
+            thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    counter.add(&buf[..n]);
+                    if let Some(pause) = throttle {
+                        thread::sleep(pause);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn udp_sink(counter: Arc<Counter>) -> u16 {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let _ = socket.set_recv_buffer_size(16 << 20);
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let socket: UdpSocket = socket.into();
+    let port = socket.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = socket.recv(&mut buf) {
+            counter.add(&buf[..n]);
+        }
+    });
+    port
+}
+
+/// What a client child reports on its last line of output.
+#[derive(Debug, Default, Clone)]
+struct Report {
+    values: Vec<(String, f64)>,
+}
+
+impl Report {
+    fn get(&self, key: &str) -> f64 {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(f64::NAN, |(_, v)| *v)
+    }
+}
+
+fn run(program: &str, args: &[String]) -> Report {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("REPORT"))
+        .unwrap_or_else(|| panic!("no report from {program} {args:?}: {text}"));
+    Report {
+        values: line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN)))
+            .collect(),
+    }
+}
+
+fn me() -> String {
+    std::env::current_exe()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn rust_client(kind: &str, port: u16, lines: u64) -> Report {
+    run(
+        &me(),
+        &[
+            "--client".into(),
+            kind.into(),
+            port.to_string(),
+            lines.to_string(),
+        ],
+    )
+}
+
+fn python_client(python: &str, kind: &str, port: u16, lines: u64) -> Report {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/compare_graphyte_py.py"
+    );
+    run(
+        python,
+        &[
+            script.into(),
+            kind.into(),
+            port.to_string(),
+            lines.to_string(),
+        ],
+    )
+}
+
+struct Row {
+    client: String,
+    caller_ns: f64,
+    sporadic_ns: f64,
+    lines_per_s: f64,
+    received: f64,
+    rss_mb: f64,
+    cpu_s_per_m: f64,
+}
+
+/// An end-to-end run: the child sends `lines`, the sink counts them.
+fn end_to_end(
+    counter: &Counter,
+    lines: u64,
+    run_child: impl FnOnce() -> Report,
+) -> (Report, f64, f64) {
+    counter.reset();
+    let report = run_child();
+    let received = counter.wait(lines);
+    let start = report.get("start_us");
+    let last = counter.last_micros.load(Ordering::Relaxed) as f64;
+    let rate = received as f64 / ((last - start) / 1e6);
+    (report, rate, received as f64 / lines as f64)
+}
+
+fn parent() {
+    let python = std::env::var("GRAPHYTE_BENCH_PYTHON").ok();
+    let tcp = Arc::new(Counter::default());
+    let udp = Arc::new(Counter::default());
+    let slow = Arc::new(Counter::default());
+    let tcp_port = tcp_sink(tcp.clone(), None);
+    let udp_port = udp_sink(udp.clone());
+    let slow_port = tcp_sink(slow.clone(), Some(Duration::from_millis(10)));
+    let mut rows = Vec::new();
+
+    eprintln!("graphyte over TCP...");
+    let caller = rust_client("graphyte-caller", tcp_port, RUST_LINES);
+    let sporadic = rust_client("graphyte-sporadic", tcp_port, SPORADIC_SENDS);
+    let (e2e, rate, received) = end_to_end(&tcp, RUST_LINES, || {
+        rust_client("graphyte-tcp", tcp_port, RUST_LINES)
+    });
+    rows.push(Row {
+        client: "graphyte (TCP)".into(),
+        caller_ns: caller.get("caller_ns"),
+        sporadic_ns: sporadic.get("sporadic_ns"),
+        lines_per_s: rate,
+        received,
+        rss_mb: e2e.get("rss_kb") / 1024.0,
+        cpu_s_per_m: e2e.get("cpu_s") / RUST_LINES as f64 * 1e6,
+    });
+
+    eprintln!("graphyte over UDP...");
+    let (e2e, rate, received) = end_to_end(&udp, RUST_LINES, || {
+        rust_client("graphyte-udp", udp_port, RUST_LINES)
+    });
+    rows.push(Row {
+        client: "graphyte (UDP)".into(),
+        caller_ns: f64::NAN,
+        sporadic_ns: f64::NAN,
+        lines_per_s: rate,
+        received,
+        rss_mb: e2e.get("rss_kb") / 1024.0,
+        cpu_s_per_m: e2e.get("cpu_s") / RUST_LINES as f64 * 1e6,
+    });
+
+    eprintln!("cadence 1.x, QueuingMetricSink over UDP...");
+    let sporadic = rust_client("cadence-sporadic", udp_port, SPORADIC_SENDS);
+    udp.wait(SPORADIC_SENDS);
+    let (e2e, rate, received) = end_to_end(&udp, RUST_LINES, || {
+        rust_client("cadence-udp", udp_port, RUST_LINES)
+    });
+    rows.push(Row {
+        client: "cadence (UDP, StatsD)".into(),
+        caller_ns: e2e.get("caller_ns"),
+        sporadic_ns: sporadic.get("sporadic_ns"),
+        lines_per_s: rate,
+        received,
+        rss_mb: e2e.get("rss_kb") / 1024.0,
+        cpu_s_per_m: e2e.get("cpu_s") / RUST_LINES as f64 * 1e6,
+    });
+
+    match &python {
+        Some(python) => {
+            eprintln!("Python graphyte 1.7.1, interval mode...");
+            let sporadic = python_client(python, "sporadic", tcp_port, SPORADIC_SENDS);
+            tcp.wait(SPORADIC_SENDS);
+            let (e2e, rate, received) = end_to_end(&tcp, PYTHON_LINES, || {
+                python_client(python, "tcp", tcp_port, PYTHON_LINES)
+            });
+            rows.push(Row {
+                client: "graphyte-py 1.7.1 (TCP)".into(),
+                caller_ns: e2e.get("caller_ns"),
+                sporadic_ns: sporadic.get("sporadic_ns"),
+                lines_per_s: rate,
+                received,
+                rss_mb: e2e.get("rss_kb") / 1024.0,
+                cpu_s_per_m: e2e.get("cpu_s") / PYTHON_LINES as f64 * 1e6,
+            });
+        }
+        None => eprintln!(
+            "GRAPHYTE_BENCH_PYTHON not set: Python graphyte not measured (use scripts/bench)"
+        ),
+    }
+
+    print_table(&rows);
+
+    eprintln!(
+        "overload: {}s against a throttled sink...",
+        OVERLOAD_FOR.as_secs()
+    );
+    let overload = rust_client("graphyte-overload", slow_port, 0);
+    print_overload(&overload);
+
+    carbon_cpu(&rows[0]);
+}
+
+fn fmt(v: f64, digits: usize) -> String {
+    if v.is_nan() {
+        "—".into()
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+fn ratio(ours: f64, theirs: f64, higher_is_better: bool) -> String {
+    if ours.is_nan() || theirs.is_nan() {
+        return "—".into();
+    }
+    let r = if higher_is_better {
+        ours / theirs
+    } else {
+        theirs / ours
+    };
+    format!("{r:.1}×")
+}
+
+fn print_table(rows: &[Row]) {
+    let ours = &rows[0];
+    println!();
+    println!(
+        "| client | caller ns/send (burst) | caller ns/send (sporadic) | end-to-end lines/s | received | peak RSS MB | CPU s per 1M lines | graphyte's advantage (burst ns, lines/s, CPU) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {}% | {} | {} | {} |",
+            row.client,
+            fmt(row.caller_ns, 1),
+            fmt(row.sporadic_ns, 1),
+            fmt(row.lines_per_s, 0),
+            fmt(row.received * 100.0, 1),
+            fmt(row.rss_mb, 1),
+            fmt(row.cpu_s_per_m, 3),
+            if std::ptr::eq(row, ours) {
+                "(anchor)".to_owned()
+            } else {
+                format!(
+                    "{}, {}, {}",
+                    ratio(ours.caller_ns, row.caller_ns, false),
+                    ratio(ours.lines_per_s, row.lines_per_s, true),
+                    ratio(ours.cpu_s_per_m, row.cpu_s_per_m, false)
+                )
+            }
+        );
+    }
+}
+
+fn print_overload(report: &Report) {
+    let slot_bytes = 112.0;
+    let bound_mb = graphyte::DEFAULT_QUEUE_CAPACITY as f64 * slot_bytes / 1048576.0;
+    println!();
+    println!(
+        "overload ({} s, producer as fast as it can, sink throttled): sent {} lines, delivered {}, \
+         dropped {}; peak RSS {:.1} MB = {:.1} MB before the sender was built + {:.1} MB \
+         (queue bound: {} × {} B = {:.1} MB)",
+        OVERLOAD_FOR.as_secs(),
+        report.get("attempted"),
+        report.get("sent"),
+        report.get("dropped"),
+        report.get("rss_kb") / 1024.0,
+        report.get("base_rss_kb") / 1024.0,
+        (report.get("rss_kb") - report.get("base_rss_kb")) / 1024.0,
+        graphyte::DEFAULT_QUEUE_CAPACITY,
+        slot_bytes,
+        bound_mb,
+    );
+}
+
+/// CPU that a real carbon-cache spends ingesting lines, next to the client's.
+fn carbon_cpu(ours: &Row) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/carbon-server");
+    let dir = std::env::temp_dir().join(format!("graphyte-bench-carbon-{}", std::process::id()));
+    let out = Command::new(script)
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        println!(
+            "\ncarbon-cache did not start: CPU comparison skipped\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let env = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let (pid, port): (u32, u16) = (
+        get("PID").parse().unwrap(),
+        get("LINE_PORT").parse().unwrap(),
+    );
+    let lines = 500_000;
+    let before = process_cpu(pid);
+    let client = rust_client("graphyte-carbon", port, lines);
+    // Ingesting is done when carbon's CPU stops growing (cache flushed to whisper files).
+    let mut last = process_cpu(pid);
+    loop {
+        thread::sleep(Duration::from_millis(1500));
+        let now = process_cpu(pid);
+        if now - last < 0.02 {
+            break;
+        }
+        last = now;
+    }
+    let carbon = (last - before) / lines as f64 * 1e6;
+    let client_cpu = client.get("cpu_s") / lines as f64 * 1e6;
+    let _ = Command::new(script).arg("stop").arg(&dir).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "CPU per 1M lines into a real carbon-cache ({lines} lines, 1,000 series): client {:.3} s, \
+         carbon-cache {:.3} s; the client costs {:.1}% of the server (client on a discard sink: {:.3} s)",
+        client_cpu,
+        carbon,
+        client_cpu / carbon * 100.0,
+        ours.cpu_s_per_m
+    );
+}
+
+/// User + system CPU seconds of a process, all its threads.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The children: one client each, reporting on one line.
+
+/// This process's CPU seconds (user + system, all threads, finished ones included) and peak
+/// resident memory in KiB.
+fn self_usage() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        usage.ru_maxrss as f64,
+    )
+}
+
+fn report(pairs: &[(&str, f64)]) {
+    let (cpu, rss) = self_usage();
+    let mut line = String::from("REPORT");
+    for (k, v) in pairs.iter().chain(&[("cpu_s", cpu), ("rss_kb", rss)]) {
+        line.push_str(&format!(" {k}={v}"));
+    }
+    println!("{line}");
+}
+
+fn spin(pause: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < pause {
+        std::hint::spin_loop();
+    }
+}
+
+/// Median of `sends` sends, each timed alone after a pause, less the timer's own cost.
+fn sporadic(sends: u64, mut send: impl FnMut(u64)) -> f64 {
+    let mut times = Vec::with_capacity(sends as usize);
+    let mut empty = Vec::with_capacity(sends as usize);
+    for i in 0..sends {
+        spin(SPORADIC_PAUSE);
+        let start = Instant::now();
+        send(i);
+        times.push(start.elapsed().as_nanos() as f64);
+        let start = Instant::now();
+        empty.push(start.elapsed().as_nanos() as f64);
+    }
+    median(&mut times) - median(&mut empty)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn graphyte(port: u16) -> graphyte::Builder {
+    Sender::builder("127.0.0.1").port(port).prefix("bench")
+}
+
+fn client(args: &[String]) {
+    let kind = args[0].as_str();
+    let port: u16 = args[1].parse().unwrap();
+    let lines: u64 = args[2].parse().unwrap();
+    match kind {
+        // Caller cost alone: timed in chunks that fit the queue, emptied between chunks.
+        "graphyte-caller" => {
+            let sender = graphyte(port).build().unwrap();
+            let chunk = graphyte::DEFAULT_QUEUE_CAPACITY as u64;
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < lines {
+                let n = chunk.min(lines - done);
+                let start = Instant::now();
+                for i in done..done + n {
+                    sender.send("requests.ok", i);
+                }
+                total += start.elapsed();
+                sender.flush().unwrap();
+                done += n;
+            }
+            assert_eq!(sender.stats().dropped, 0);
+            report(&[("caller_ns", total.as_nanos() as f64 / lines as f64)]);
+        }
+        "graphyte-sporadic" => {
+            let sender = graphyte(port).build().unwrap();
+            let ns = sporadic(lines, |i| sender.send("requests.ok", i));
+            report(&[("sporadic_ns", ns)]);
+        }
+        // End to end: every line delivered (the producer waits when the queue is full).
+        "graphyte-tcp" | "graphyte-udp" | "graphyte-carbon" => {
+            let transport = if kind == "graphyte-udp" {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            };
+            let sender = graphyte(port)
+                .transport(transport)
+                .max_datagram(8192)
+                .full_queue(FullQueue::Block)
+                .build()
+                .unwrap();
+            let start_us = wall_micros() as f64;
+            let start = Instant::now();
+            if kind == "graphyte-carbon" {
+                let names: Vec<String> = (0..1000).map(|i| format!("series{i}")).collect();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                for i in 0..lines {
+                    let ts = now - 3600 + i / 1000;
+                    sender.send_at(names[(i % 1000) as usize].clone(), i, ts);
+                }
+            } else {
+                for i in 0..lines {
+                    sender.send("requests.ok", i);
+                }
+            }
+            let caller = start.elapsed();
+            sender.shutdown(Duration::from_secs(30)).unwrap();
+            assert_eq!(sender.stats().sent, lines);
+            report(&[
+                ("start_us", start_us),
+                ("caller_ns", caller.as_nanos() as f64 / lines as f64),
+            ]);
+        }
+        "graphyte-overload" => {
+            let (_, base_rss) = self_usage();
+            let sender = graphyte(port).build().unwrap();
+            let start = Instant::now();
+            let mut attempted = 0u64;
+            while start.elapsed() < OVERLOAD_FOR {
+                for _ in 0..1000 {
+                    sender.send("overload", attempted);
+                    attempted += 1;
+                }
+            }
+            let _ = sender.shutdown(Duration::from_secs(1));
+            let stats = sender.stats();
+            report(&[
+                ("attempted", attempted as f64),
+                ("sent", stats.sent as f64),
+                ("dropped", stats.dropped as f64),
+                ("base_rss_kb", base_rss),
+            ]);
+        }
+        "cadence-udp" | "cadence-sporadic" => cadence_client(kind, port, lines),
+        other => panic!("unknown client {other}"),
+    }
+}
+
+fn cadence_client(kind: &str, port: u16, lines: u64) {
+    use cadence::prelude::*;
+    use cadence::{BufferedUdpMetricSink, QueuingMetricSink, StatsdClient};
+
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = BufferedUdpMetricSink::from(("127.0.0.1", port), socket).unwrap();
+    let capacity = if kind == "cadence-udp" {
+        lines as usize
+    } else {
+        1 << 16
+    };
+    let queuing = Arc::new(QueuingMetricSink::with_capacity(udp, capacity));
+    let client = StatsdClient::from_sink("bench", Shared(queuing.clone()));
+    if kind == "cadence-sporadic" {
+        let ns = sporadic(lines, |i| {
+            let _ = client.gauge("requests.ok", i);
+        });
+        client.flush().ok();
+        report(&[("sporadic_ns", ns)]);
+        return;
+    }
+    let start_us = wall_micros() as f64;
+    let start = Instant::now();
+    for i in 0..lines {
+        let _ = client.gauge("requests.ok", i);
+    }
+    let caller = start.elapsed();
+    // cadence's drop does not wait for its worker: wait for the queue to empty, then give the
+    // worker a moment to flush its last buffer.
+    while queuing.queued() > 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(client);
+    drop(queuing);
+    thread::sleep(Duration::from_millis(200));
+    report(&[
+        ("start_us", start_us),
+        ("caller_ns", caller.as_nanos() as f64 / lines as f64),
+    ]);
+}
+
+/// Lets the bench keep a handle on cadence's queuing sink (to see when it has drained).
+struct Shared(Arc<cadence::QueuingMetricSink>);
+
+impl cadence::MetricSink for Shared {
+    fn emit(&self, metric: &str) -> std::io::Result<usize> {
+        self.0.emit(metric)
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
