@@ -1,6 +1,7 @@
 """Print the points carbon-cache holds for one metric: whisper file and cache, "ts value" a line.
 
 Usage: carbon-fetch.py WHISPER_DIR CACHE_QUERY_PORT NAME
+       carbon-fetch.py WHISPER_DIR CACHE_QUERY_PORT --count NAME...   ("name count" a line)
 
 The cache holds points not yet written to disk; the writer moves them to the whisper file
 within about a second, so a reader must look at both.
@@ -43,11 +44,20 @@ def disk_points(whisper_dir, name):
     return [(start + i * step, v) for i, v in enumerate(values) if v is not None]
 
 
-def main():
-    whisper_dir, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def points_of(whisper_dir, port, name):
     name = TaggedSeries.parse(name).path if ";" in name else name
     points = dict(disk_points(whisper_dir, name))
     points.update((int(ts), value) for ts, value in cache_points(port, name))
+    return points
+
+
+def main():
+    whisper_dir, port = sys.argv[1], int(sys.argv[2])
+    if sys.argv[3] == "--count":
+        for name in sys.argv[4:]:
+            print(name, len(points_of(whisper_dir, port, name)))
+        return
+    points = points_of(whisper_dir, port, sys.argv[3])
     for ts in sorted(points):
         print(ts, repr(points[ts]))
 

@@ -34,6 +34,14 @@ pub enum Error {
         /// The timestamp as given, in its own unit.
         given: String,
     },
+    /// A plaintext line given to [`parse_line`](crate::parse_line) is not of the form
+    /// `name[;tags] value [timestamp]`.
+    InvalidLine {
+        /// The line as given (invalid UTF-8 replaced).
+        line: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The line would be longer than Carbon (or the datagram size) accepts.
     LineTooLong {
         /// The longest the line could be.
@@ -68,6 +76,7 @@ impl fmt::Display for Error {
                 "invalid timestamp {given}: expected Unix seconds from 1 to 4294967295 \
                  (milliseconds are not accepted)"
             ),
+            Error::InvalidLine { line, reason } => write!(f, "invalid line {line:?}: {reason}"),
             Error::LineTooLong { len, max } => write!(
                 f,
                 "line of up to {len} bytes exceeds the limit of {max} bytes; shorten the name or tags"
@@ -110,6 +119,7 @@ impl Error {
                 | Error::InvalidTag { .. }
                 | Error::InvalidValue { .. }
                 | Error::InvalidTimestamp { .. }
+                | Error::InvalidLine { .. }
                 | Error::LineTooLong { .. }
         )
     }

@@ -33,6 +33,7 @@ mod error;
 mod global;
 mod link;
 mod metric;
+mod parse;
 mod sender;
 mod socket;
 mod stats;
@@ -44,6 +45,7 @@ pub use global::{
     DefaultGuard, flush, init, send, send_at, send_metric, send_tagged, shutdown, stats, try_send,
 };
 pub use metric::{Metric, Timestamp, Value};
+pub use parse::{Line, parse_line};
 pub use sender::{
     Builder, DEFAULT_BATCH_SIZE, DEFAULT_INTERVAL, DEFAULT_PORT, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_TIMEOUT, FullQueue, Sender, Transport,

@@ -2,6 +2,7 @@
 //! rate-limited logging. Owned by the worker (background mode) or behind the sender's lock
 //! (synchronous mode); nothing else writes bytes.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,11 +11,21 @@ use crate::SendSocket;
 use crate::stats::Counters;
 use crate::worker::Shared;
 
+/// How long carbon-cache may hold received points in memory before they are on disk (its
+/// writer sleeps a second when idle), plus a margin. Lines written on a connection within
+/// this time before its last write are counted as possibly lost when it breaks.
+pub(crate) const POSSIBLY_LOST_WINDOW: Duration = Duration::from_secs(2);
+
 pub(crate) struct Link {
     socket: Box<dyn SendSocket>,
     shared: Arc<Shared>,
     backoff: Backoff,
+    /// Whether a connection has been opened and not yet found broken.
+    connected: bool,
     connected_once: bool,
+    /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one:
+    /// (when, lines).
+    recent: VecDeque<(Instant, usize)>,
     log_sends: bool,
     log: LogLimit,
 }
@@ -31,7 +42,9 @@ impl Link {
             socket,
             shared,
             backoff: Backoff::new(backoff.0, backoff.1),
+            connected: false,
             connected_once: false,
+            recent: VecDeque::new(),
             log_sends,
             log: LogLimit::new(log_period),
         }
@@ -74,6 +87,9 @@ impl Link {
         batch.lines -= lines;
         Counters::add(&self.shared.counters.sent, lines as u64);
         Counters::add(&self.shared.counters.sent_bytes, delivered as u64);
+        if lines > 0 {
+            self.wrote(now, lines);
+        }
         buf.drain(..delivered);
         match result {
             Ok(()) => {
@@ -87,6 +103,8 @@ impl Link {
             }
             Err(err) => {
                 self.socket.disconnect();
+                self.connection_lost();
+                Counters::add(&self.shared.counters.errors, 1);
                 self.backoff.failed(now);
                 if let Some(suppressed) = self.log.allow(now) {
                     log::warn!(
@@ -105,10 +123,15 @@ impl Link {
     /// bytes were accepted and whether all were.
     fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
         match self.socket.connect() {
-            Ok(true) if self.connected_once => Counters::add(&self.shared.counters.reconnects, 1),
+            Ok(true) if self.connected_once => {
+                // The socket found its connection closed by the peer, or we had dropped it.
+                self.connection_lost();
+                Counters::add(&self.shared.counters.reconnects, 1);
+            }
             Ok(_) => {}
             Err(err) => return (0, Err(err)),
         }
+        self.connected = true;
         self.connected_once = true;
         let max = self.socket.max_payload().unwrap_or(usize::MAX);
         let mut pos = 0;
@@ -137,6 +160,31 @@ impl Link {
 
     pub(crate) fn disconnect(&mut self) {
         self.socket.disconnect();
+        self.connected = false;
+        self.recent.clear();
+    }
+
+    /// Remembers a write on the current connection, forgetting the ones too old to matter.
+    fn wrote(&mut self, now: Instant, lines: usize) {
+        self.recent.push_back((now, lines));
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(at, _)| now.duration_since(at) > POSSIBLY_LOST_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The current connection broke: what was written on it shortly before its last write
+    /// may not have reached the server's disk.
+    fn connection_lost(&mut self) {
+        if self.connected {
+            let lines: usize = self.recent.iter().map(|&(_, lines)| lines).sum();
+            Counters::add(&self.shared.counters.possibly_lost, lines as u64);
+        }
+        self.connected = false;
+        self.recent.clear();
     }
 }
 

@@ -37,6 +37,13 @@ pub struct Stats {
     pub failed: u64,
     /// Connections opened after the first one.
     pub reconnects: u64,
+    /// Failed attempts to connect or write; each one is followed by a backoff.
+    pub errors: u64,
+    /// Lines counted in `sent` that may not have been stored: those written on a connection
+    /// in the 2 seconds up to its last write, when it later turned out broken. TCP cannot tell
+    /// which of them the server had processed, and carbon-cache keeps points in memory for
+    /// about a second before writing them to disk. An upper estimate, not a count of losses.
+    pub possibly_lost: u64,
 }
 
 /// The live counters behind [`Stats`], shared by the handles and the worker. The sending
@@ -51,6 +58,8 @@ pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) possibly_lost: AtomicU64,
 }
 
 impl Counters {
@@ -70,6 +79,8 @@ impl Counters {
             refused: self.refused.load(Relaxed),
             failed: self.failed.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            possibly_lost: self.possibly_lost.load(Relaxed),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Input that would break Carbon's line protocol is refused with a typed error, and nothing of
 //! it reaches the stream.
 
+mod support;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -156,6 +158,17 @@ fn hostile_cases() -> Vec<(&'static str, Metric<'static>, Refused)> {
             at(1.7e12),
             Refused::Timestamp,
         ),
+        ("most negative timestamp", at(i64::MIN), Refused::Timestamp),
+        ("form feed in name", name("a\x0cb"), Refused::Name),
+        ("vertical tab in name", name("a\x0bb"), Refused::Name),
+        ("C1 control in name", name("a\u{9b}b"), Refused::Name),
+        ("tab at the end of the name", name("a.b\t"), Refused::Name),
+        ("bell in tag value", tag("k", "a\x07"), Refused::Tag),
+        (
+            "tag value ending like OpenMetrics",
+            tag("k", "x\"}"),
+            Refused::Tag,
+        ),
     ]
 }
 
@@ -168,7 +181,7 @@ fn hostile_inputs_are_refused_with_a_typed_error_and_nothing_reaches_the_stream(
         .build()
         .unwrap();
     let cases = hostile_cases();
-    assert!(cases.len() >= 25);
+    assert!(cases.len() >= 50);
     for (what, metric, expected) in cases.clone() {
         match sender.try_send(metric) {
             Err(err) => assert!(
@@ -302,4 +315,167 @@ fn accepted_edge_cases_make_exactly_one_well_formed_line_each() {
         );
         assert!(fields[2].parse::<u32>().is_ok_and(|t| t > 0), "{line:?}");
     }
+}
+
+/// Lines a forwarder might be handed, each one that Carbon would drop, misread, or drop the
+/// connection over.
+const HOSTILE_LINES: &[&[u8]] = &[
+    b"",
+    b"\n",
+    b"a.b",
+    b"a.b 1 1700000000 extra",
+    b"a b 1 1700000000",
+    b"a.b 1 1700000000\r\n",
+    b"a.b 1\r",
+    b"a\x00b 1 1700000000",
+    b"a\x7fb 1",
+    b"a\x1b[31m 1",
+    b"a\x0cb 1",
+    b"\xff\xfe 1 1700000000",
+    b"a.b 1 17000\xff",
+    b"a\xc3 1",
+    "a\u{a0}b 1".as_bytes(),
+    "a\u{2028}b 1".as_bytes(),
+    "a\u{85}b 1".as_bytes(),
+    b".a 1",
+    b"a. 1",
+    b"a..b 1",
+    b". 1",
+    b"a;b 1",
+    b"a;=v 1",
+    b"a;k= 1",
+    b"a;k=v;x 1",
+    b"a;k!=v 1",
+    b"a;k^=v 1",
+    b"a;k=~v 1",
+    b"a;name=x 1",
+    b";k=v 1",
+    b"~a;k=v 1",
+    b"a{b=\"c\"} 1",
+    b"a;k=x\"} 1",
+    b"a nan",
+    b"a NaN 1700000000",
+    b"a inf",
+    b"a -inf",
+    b"a infinity",
+    b"a 1e400",
+    b"a -1e400",
+    b"a 0x10",
+    b"a --5",
+    b"a +-5",
+    b"a 1_000",
+    b"a 1,5",
+    b"a true",
+    b"a True",
+    b"a 1.2.3",
+    b"a 5e",
+    b"a -",
+    b"a 1 0",
+    b"a 1 -5",
+    b"a 1 -1",
+    b"a 1 1700000000000",
+    b"a 1 4294967296",
+    b"a 1 nan",
+    b"a 1 inf",
+    b"a 1 1e20",
+    b"a 1 0x10",
+    b"a 1 abc",
+    b"a 1 99999999999999999999999",
+];
+
+fn long_lines() -> Vec<Vec<u8>> {
+    vec![
+        format!("a.{} 1", "x".repeat(256)).into_bytes(),
+        format!("{} 1 1700000000", vec!["y".repeat(200); 82].join(".")).into_bytes(),
+    ]
+}
+
+#[test]
+fn the_line_parser_refuses_every_hostile_line() {
+    let long = long_lines();
+    let lines: Vec<&[u8]> = HOSTILE_LINES
+        .iter()
+        .copied()
+        .chain(long.iter().map(Vec::as_slice))
+        .collect();
+    assert!(lines.len() >= 50);
+    for line in lines {
+        match graphyte::parse_line(line) {
+            Err(err) => assert!(
+                err.is_invalid_input(),
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(line)
+            ),
+            Ok(parsed) => panic!("{:?} accepted as {parsed:?}", String::from_utf8_lossy(line)),
+        }
+    }
+}
+
+#[test]
+fn the_line_parser_reads_what_carbon_reads() {
+    let line = graphyte::parse_line(b"a.b;zone=eu;host=x  1.5e3\t1700000000.9\n").unwrap();
+    assert_eq!(line.name(), "a.b");
+    assert_eq!(line.tags(), [("zone", "eu"), ("host", "x")]);
+    assert_eq!(line.value(), graphyte::Value::from(1500.0));
+    assert_eq!(line.timestamp(), Some(1_700_000_000));
+    assert_eq!(graphyte::parse_line(b"a.b -7").unwrap().timestamp(), None);
+}
+
+#[test]
+fn a_parsed_line_forwarded_through_a_sender_is_written_as_carbon_normalizes_it() {
+    let capture = Capture::default();
+    let sender = Sender::builder("unused")
+        .synchronous()
+        .socket(capture.clone())
+        .build()
+        .unwrap();
+    let line = graphyte::parse_line(b"a.b;zone=eu;host=x 42 1700000000").unwrap();
+    sender.try_send(line.to_metric()).unwrap();
+    assert_eq!(
+        &*capture.0.lock().unwrap(),
+        b"a.b;host=x;zone=eu 42 1700000000\n"
+    );
+}
+
+#[test]
+fn the_stream_never_carries_a_malformed_line() {
+    let sink = support::TcpSink::start();
+    let sender = Sender::builder("127.0.0.1")
+        .port(sink.port)
+        .build()
+        .unwrap();
+    let mut accepted = 0;
+    for (_, metric, _) in hostile_cases() {
+        assert!(sender.try_send(metric).is_err());
+    }
+    for line in HOSTILE_LINES {
+        if let Ok(parsed) = graphyte::parse_line(line) {
+            sender.send_metric(parsed.to_metric());
+        }
+    }
+    for name in ["ok.a", "ok.b;k=v", "héllo.wörld"] {
+        let line = format!("{name} 1.25 1700000000");
+        sender
+            .try_send(graphyte::parse_line(line.as_bytes()).unwrap().to_metric())
+            .unwrap();
+        accepted += 1;
+    }
+    sender.send_tagged("ok.tagged", -3, &[("k", "a=b")]);
+    sender.send_at("ok.big", u64::MAX, 1_700_000_000);
+    accepted += 2;
+    sender.shutdown(Duration::from_secs(5)).unwrap();
+    let received =
+        sink.received_when(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() >= accepted);
+    let mut count = 0;
+    for line in received.split_inclusive(|&b| b == b'\n') {
+        assert!(
+            line.ends_with(b"\n"),
+            "a line cut short: {:?}",
+            String::from_utf8_lossy(line)
+        );
+        graphyte::parse_line(line)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(line)));
+        count += 1;
+    }
+    assert_eq!(count, accepted);
 }

@@ -162,6 +162,14 @@ impl TcpSink {
         lines_of(&self.received.lock().unwrap())
     }
 
+    /// Waits until the bytes received satisfy `done` (or ten seconds pass) and returns them.
+    pub fn received_when(&self, mut done: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
+        wait_until(Duration::from_secs(10), || {
+            done(&self.received.lock().unwrap())
+        });
+        self.received.lock().unwrap().clone()
+    }
+
     /// Waits until `count` lines have arrived and returns them.
     pub fn wait_for_lines(&self, count: usize) -> Vec<String> {
         wait_until(Duration::from_secs(10), || self.lines().len() >= count);

@@ -1,0 +1,236 @@
+//! Reading Carbon plaintext lines (`name[;tags] value [timestamp]`), by the same rules the
+//! sender writes them with.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::metric::Number;
+use crate::validate::{self, MAX_LINE_LEN};
+use crate::{Error, Metric, Timestamp, Value};
+
+/// One plaintext line, checked: what [`parse_line`] returns.
+///
+/// ```
+/// let line = graphyte::parse_line(b"app.hits;host=web1 42 1700000000\n")?;
+/// assert_eq!(line.name(), "app.hits");
+/// assert_eq!(line.tags(), [("host", "web1")]);
+/// assert_eq!(line.value(), graphyte::Value::from(42));
+/// assert_eq!(line.timestamp(), Some(1_700_000_000));
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Line<'a> {
+    name: &'a str,
+    tags: Vec<(&'a str, &'a str)>,
+    value: Value,
+    timestamp: Option<u32>,
+}
+
+impl fmt::Debug for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Line")
+            .field("name", &self.name)
+            .field("tags", &self.tags)
+            .field("value", &self.value)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+impl<'a> Line<'a> {
+    /// The metric name, without tags.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The tags, in the order the line gave them.
+    pub fn tags(&self) -> &[(&'a str, &'a str)] {
+        &self.tags
+    }
+
+    /// The value: an integer when the text was one that fits 64 bits, otherwise a float.
+    pub fn value(&self) -> Value {
+        self.value
+    }
+
+    /// The timestamp in Unix seconds, if the line had one (a fractional one is rounded down).
+    pub fn timestamp(&self) -> Option<u32> {
+        self.timestamp
+    }
+
+    /// The line as a [`Metric`] to send on (the name is copied). Without a timestamp, it is
+    /// stamped when sent.
+    pub fn to_metric(&self) -> Metric<'_> {
+        let metric = Metric::new(Cow::Owned(self.name.to_owned()), self.value).tags(&self.tags);
+        match self.timestamp {
+            Some(timestamp) => metric.timestamp(timestamp),
+            None => metric,
+        }
+    }
+}
+
+/// Parses one plaintext line: `name[;tag=value…] value [timestamp]`, fields separated by
+/// spaces or tabs, with or without its final `\n`.
+///
+/// It accepts exactly what a [`Sender`](crate::Sender) would write, so a line it accepts is
+/// safe to forward to Carbon; anything else is an [`Error`] saying what is wrong: invalid
+/// UTF-8, a carriage return or other control character, a bad name or tag, a value that is
+/// not a finite decimal number (`0x10`, `1_000`, `nan`, `1e400` are refused), a timestamp
+/// that is not Unix seconds from 1 to 4294967295, or a line over 16,384 bytes.
+///
+/// ```
+/// assert!(graphyte::parse_line(b"a.b 1.5").is_ok());
+/// assert!(graphyte::parse_line(b"a.b nan 1700000000").is_err());
+/// assert!(graphyte::parse_line(b"a.b 1 1700000000000").is_err()); // milliseconds
+/// ```
+pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Error> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.len() >= MAX_LINE_LEN {
+        return Err(Error::LineTooLong {
+            len: line.len() + 1,
+            max: MAX_LINE_LEN,
+        });
+    }
+    let text = std::str::from_utf8(line).map_err(|_| invalid_line(line, "is not valid UTF-8"))?;
+    let mut fields = text.split([' ', '\t']).filter(|f| !f.is_empty());
+    let (Some(path), Some(value)) = (fields.next(), fields.next()) else {
+        return Err(invalid_line(line, "needs a name and a value"));
+    };
+    let timestamp = fields.next();
+    if fields.next().is_some() {
+        return Err(invalid_line(line, "has more than three fields"));
+    }
+    let mut parts = path.split(';');
+    let name = parts.next().unwrap_or_default();
+    validate::check_name(name).map_err(|reason| Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    let tags = parts
+        .map(|tag| {
+            let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
+            validate::check_tag(key, value).map_err(|reason| Error::InvalidTag {
+                tag: tag.to_owned(),
+                reason,
+            })?;
+            Ok((key, value))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    if !tags.is_empty() {
+        validate::check_tagged_name(name).map_err(|reason| Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+    }
+    let value = parse_value(value)?;
+    let timestamp = timestamp.map(parse_timestamp).transpose()?;
+    Ok(Line {
+        name,
+        tags,
+        value,
+        timestamp,
+    })
+}
+
+/// A decimal number as Python's `float()` reads it, less what only Python reads (`nan`,
+/// `inf`, `1_000`): optional sign, digits with an optional point, optional exponent.
+fn is_decimal(text: &str) -> bool {
+    let bytes = text.strip_prefix(['-', '+']).unwrap_or(text).as_bytes();
+    let (mantissa, exponent) = match bytes.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => (&bytes[..at], Some(&bytes[at + 1..])),
+        None => (bytes, None),
+    };
+    let digits = mantissa.iter().filter(|b| b.is_ascii_digit()).count();
+    let points = mantissa.iter().filter(|&&b| b == b'.').count();
+    let mantissa_ok = digits > 0 && points <= 1 && digits + points == mantissa.len();
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e
+            .strip_prefix(b"-")
+            .or_else(|| e.strip_prefix(b"+"))
+            .unwrap_or(e);
+        !e.is_empty() && e.iter().all(u8::is_ascii_digit)
+    });
+    mantissa_ok && exponent_ok
+}
+
+fn parse_value(text: &str) -> Result<Value, Error> {
+    if !is_decimal(text) {
+        return Err(Error::InvalidValue {
+            reason: "not a decimal number",
+        });
+    }
+    let integer = !text.contains(['.', 'e', 'E']);
+    let number = match (integer, text.parse::<i64>(), text.parse::<u64>()) {
+        (true, Ok(v), _) => Number::Int(v),
+        (true, _, Ok(v)) => Number::Uint(v),
+        _ => Number::F64(text.parse().map_err(|_| Error::InvalidValue {
+            reason: "not a decimal number",
+        })?),
+    };
+    let value = Value(number);
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::InvalidValue {
+            reason: "NaN and infinite values are not accepted",
+        })
+    }
+}
+
+fn parse_timestamp(text: &str) -> Result<u32, Error> {
+    let invalid = || Error::InvalidTimestamp {
+        given: text.to_owned(),
+    };
+    if !is_decimal(text) {
+        return Err(invalid());
+    }
+    let timestamp = match text.parse::<i64>() {
+        Ok(secs) => Timestamp::from(secs),
+        Err(_) => Timestamp::from(text.parse::<f64>().map_err(|_| invalid())?),
+    };
+    timestamp.to_secs()
+}
+
+#[cold]
+fn invalid_line(line: &[u8], reason: &'static str) -> Error {
+    Error::InvalidLine {
+        line: String::from_utf8_lossy(line).into_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_grammar_takes_what_python_takes_less_nan_inf_and_underscores() {
+        for ok in [
+            "1", "-1", "+1", "1.5", ".5", "5.", "1e3", "1E-3", "-2.5e+10",
+        ] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+        for bad in [
+            "", "-", ".", "e3", "1e", "1e+", "0x10", "--5", "1_000", "nan", "inf", "1.2.3",
+            "1e3.5", " 1",
+        ] {
+            assert!(!is_decimal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn integers_stay_integers_and_big_ones_become_floats() {
+        assert_eq!(
+            parse_value("-9223372036854775808").unwrap(),
+            Value::from(i64::MIN)
+        );
+        assert_eq!(
+            parse_value("18446744073709551615").unwrap(),
+            Value::from(u64::MAX)
+        );
+        assert_eq!(
+            parse_value("18446744073709551616").unwrap(),
+            Value::from(1.8446744073709552e19)
+        );
+    }
+}
