@@ -3,8 +3,11 @@
 //! nothing.
 //!
 //! ```text
-//! cargo run --example send_and_exit -- PORT COUNT [tcp|udp]
+//! cargo run --example send_and_exit -- PORT COUNT [tcp|udp] [exit]
 //! ```
+//!
+//! With `exit`, it calls `graphyte::flush()` and then `std::process::exit`, which runs no
+//! destructors: the flush is what delivers the metrics.
 
 fn main() -> Result<(), graphyte::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +33,10 @@ fn main() -> Result<(), graphyte::Error> {
     )?;
     for i in 0..count {
         graphyte::send(format!("child.metric{i}"), i);
+    }
+    if args.get(3).map(String::as_str) == Some("exit") {
+        graphyte::flush()?;
+        std::process::exit(0);
     }
     Ok(())
 }

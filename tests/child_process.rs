@@ -9,8 +9,13 @@ use support::{TcpSink, UdpSink, example_path, wait_until};
 const COUNT: usize = 10_000;
 
 fn run_child(port: u16, transport: &str) {
+    run_child_with(port, &[transport]);
+}
+
+fn run_child_with(port: u16, args: &[&str]) {
     let status = Command::new(example_path("send_and_exit"))
-        .args([port.to_string(), COUNT.to_string(), transport.to_owned()])
+        .args([port.to_string(), COUNT.to_string()])
+        .args(args)
         .status()
         .expect("the send_and_exit example is built by `cargo test`");
     assert!(status.success());
@@ -48,4 +53,11 @@ fn a_child_that_returns_from_main_delivers_all_metrics_over_udp() {
         "{} datagrams",
         sink.datagrams.lock().unwrap().len()
     );
+}
+
+#[test]
+fn a_child_that_flushes_before_process_exit_delivers_all_metrics() {
+    let sink = TcpSink::start();
+    run_child_with(sink.port, &["tcp", "exit"]);
+    assert_eq!(sink.wait_for_lines(COUNT).len(), COUNT);
 }

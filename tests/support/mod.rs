@@ -109,6 +109,50 @@ impl Carbon {
         points
     }
 
+    /// Kills carbon-cache at once (SIGKILL), as a crash would.
+    pub fn kill(&self) {
+        let status = Command::new(script())
+            .arg("kill")
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Starts carbon-cache again on the same ports, with the data it had stored.
+    pub fn restart(&self) {
+        let out = Command::new(script())
+            .arg("start")
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "carbon-cache did not restart:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many points carbon holds for each of `names`, in all.
+    pub fn count(&self, names: &[String]) -> usize {
+        let out = Command::new(script())
+            .arg("count")
+            .arg(&self.dir)
+            .args(names)
+            .output()
+            .expect("running scripts/carbon-server count");
+        assert!(
+            out.status.success(),
+            "count failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<usize>().unwrap())
+            .sum()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log/console.log")).unwrap_or_default()
     }
@@ -130,7 +174,12 @@ pub struct TcpSink {
 
 impl TcpSink {
     pub fn start() -> TcpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0)
+    }
+
+    /// A sink on a given port (0 for any free one).
+    pub fn start_on(port: u16) -> TcpSink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -235,4 +284,13 @@ pub fn example_path(name: &str) -> PathBuf {
         dir.pop();
     }
     dir.join("examples").join(name)
+}
+
+/// A loopback port that nothing listens on (for now).
+pub fn unused_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,259 @@
+//! Delivery when Carbon is down, killed, or stalled, and under concurrent load: nothing lost
+//! that could be kept, everything else counted.
+
+mod support;
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use graphyte::{Metric, SendSocket, Sender};
+use support::{Carbon, TcpSink, unused_port, wait_until};
+
+/// Well above any scheduling hiccup, well below any network timeout: a send that took this
+/// long would have waited on the network.
+const BLOCKED: Duration = Duration::from_millis(50);
+
+fn quick_retries(builder: graphyte::Builder) -> graphyte::Builder {
+    builder
+        .interval(Duration::from_millis(100))
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+/// Sends, timing each call; returns the slowest.
+fn timed_send(sender: &Sender, name: &'static str, value: u64) -> Duration {
+    let start = Instant::now();
+    sender.send(name, value);
+    start.elapsed()
+}
+
+#[test]
+fn metrics_sent_while_the_server_is_down_are_delivered_when_it_comes_up() {
+    let port = unused_port();
+    let sender = quick_retries(Sender::builder("127.0.0.1").port(port))
+        .build()
+        .unwrap();
+    let outage = Instant::now() + Duration::from_secs(3);
+    let (mut sent, mut slowest) = (0u64, Duration::ZERO);
+    while Instant::now() < outage {
+        for _ in 0..10 {
+            slowest = slowest.max(timed_send(&sender, "outage.m", sent));
+            sent += 1;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sender.stats().sent, 0, "nothing can have been written yet");
+    let sink = TcpSink::start_on(port);
+    sink.wait_for_lines(sent as usize);
+    let stats = sender.stats();
+    assert_eq!(
+        (stats.queued, stats.sent, stats.dropped, stats.failed),
+        (sent, sent, 0, 0)
+    );
+    assert!(stats.errors >= 2, "{stats:?}");
+    assert!(slowest < BLOCKED, "a send took {slowest:?}");
+}
+
+#[test]
+fn an_outage_keeps_the_queue_and_one_batch_and_drops_the_rest() {
+    let port = unused_port();
+    let sender = quick_retries(Sender::builder("127.0.0.1").port(port))
+        .queue_capacity(100)
+        .batch_size(10)
+        .build()
+        .unwrap();
+    // The worker takes one batch, fails to write it, and takes no more until it can.
+    for i in 0..10 {
+        sender.send("bound.m", i);
+    }
+    assert!(wait_until(Duration::from_secs(10), || sender
+        .stats()
+        .errors
+        >= 1));
+    for i in 10..500 {
+        sender.send("bound.m", i);
+    }
+    let sink = TcpSink::start_on(port);
+    let lines = sink.wait_for_lines(110);
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.dropped), (110, 390));
+    assert!(
+        lines[0].starts_with("bound.m 0 ") && lines[109].starts_with("bound.m 109 "),
+        "the oldest are kept"
+    );
+}
+
+#[test]
+fn a_killed_carbon_is_reconnected_and_every_point_is_stored_or_counted_as_possibly_lost() {
+    let carbon = Carbon::start();
+    let sender = quick_retries(Sender::builder("127.0.0.1").port(carbon.line_port))
+        .build()
+        .unwrap();
+    const SERIES: u64 = 50;
+    const LINES: u64 = 10_000;
+    let names: Vec<String> = (0..SERIES).map(|i| format!("killed.s{i}")).collect();
+    let base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    // About 2,000 lines a second for five seconds; carbon dies after the first 2,000.
+    for i in 0..LINES {
+        sender.send_at(names[(i % SERIES) as usize].clone(), i, base + i / SERIES);
+        if i % 20 == 19 {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if i == 2_000 {
+            carbon.kill();
+            carbon.restart();
+        }
+    }
+    sender.shutdown(Duration::from_secs(10)).unwrap();
+    let stats = sender.stats();
+    assert_eq!(
+        (stats.sent, stats.failed, stats.dropped),
+        (LINES, 0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    // Carbon writes what it holds within a second or two: wait until the count settles.
+    let mut held = carbon.count(&names);
+    while held < LINES as usize {
+        thread::sleep(Duration::from_millis(1500));
+        let now = carbon.count(&names);
+        if now == held {
+            break;
+        }
+        held = now;
+    }
+    let lost = LINES as usize - held;
+    eprintln!(
+        "carbon killed mid-stream: {held} of {LINES} stored, {lost} lost, {} counted as possibly lost",
+        stats.possibly_lost
+    );
+    assert!(
+        lost as u64 <= stats.possibly_lost,
+        "carbon holds {held} of {LINES}; {lost} lost but only {} counted as possibly lost",
+        stats.possibly_lost
+    );
+    // The bound: two seconds of lines at this rate (about 4,000), plus a batch.
+    assert!(stats.possibly_lost <= 5_000, "{stats:?}");
+}
+
+#[test]
+fn a_stalled_server_neither_blocks_sends_nor_grows_memory_and_shutdown_keeps_its_timeout() {
+    // Accepts connections and never reads them.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let capacity = 10_000;
+    let sender = Sender::builder("127.0.0.1")
+        .port(port)
+        .queue_capacity(capacity)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut times: Vec<Duration> = (0..100_000u64)
+        .map(|i| timed_send(&sender, "stalled.server.with.a.long.name", i))
+        .collect();
+    times.sort();
+    let (median, p999, worst) = (times[50_000], times[99_900], times[99_999]);
+    eprintln!("send against a stalled server: median {median:?}, 99.9% {p999:?}, worst {worst:?}");
+    assert!(worst < BLOCKED, "a send took {worst:?}");
+    let stats = sender.stats();
+    assert!(stats.dropped > 0, "{stats:?}");
+    // What is held in memory: the queue and the worker's batch, nothing more.
+    assert!(
+        stats.queued - stats.sent <= (capacity + graphyte::DEFAULT_BATCH_SIZE) as u64,
+        "{stats:?}"
+    );
+    let start = Instant::now();
+    let result = sender.shutdown(Duration::from_millis(300));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(300) + Duration::from_millis(500),
+        "shutdown took {took:?} ({result:?})"
+    );
+}
+
+/// Discards what it is given.
+struct Discard;
+
+impl SendSocket for Discard {
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn eight_threads_on_a_small_queue_account_for_every_send_exactly() {
+    let sender = Sender::builder("unused")
+        .socket(Discard)
+        .queue_capacity(64)
+        .batch_size(16)
+        .build()
+        .unwrap();
+    const THREADS: u64 = 8;
+    const SENDS: u64 = 100_000;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let sender = sender.clone();
+            thread::spawn(move || {
+                for i in 0..SENDS {
+                    if i % 1000 == 0 {
+                        sender.send("bad name", i);
+                    } else {
+                        sender.send_metric(Metric::new("threads.ok", t * SENDS + i));
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    sender.shutdown(Duration::from_secs(10)).unwrap();
+    let s = sender.stats();
+    assert_eq!(s.refused, THREADS * SENDS / 1000);
+    assert_eq!(s.failed, 0);
+    assert_eq!(s.sent + s.dropped + s.refused, THREADS * SENDS, "{s:?}");
+    assert_eq!(s.queued, s.sent);
+}
+
+#[test]
+fn a_send_racing_a_shutdown_is_sent_or_counted_as_dropped() {
+    let sender = Sender::builder("unused")
+        .socket(Discard)
+        .queue_capacity(1024)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (sender, stop) = (sender.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut attempted = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                sender.send("race", attempted);
+                attempted += 1;
+            }
+            attempted
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || sender.stats().sent > 10_000));
+    sender.shutdown(Duration::from_secs(5)).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let attempted = producer.join().unwrap();
+    let s = sender.stats();
+    assert_eq!(s.sent + s.failed + s.dropped, attempted, "{s:?}");
+}
