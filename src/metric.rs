@@ -24,8 +24,20 @@ use crate::Error;
 /// ```compile_fail
 /// let _ = graphyte::Value::from(true);
 /// ```
-#[derive(Clone, Copy, PartialEq)]
+///
+/// Values compare as numbers: `Value::from(5u8) == Value::from(5i64)`, and
+/// `Value::from(1.0) == Value::from(1)`.
+#[derive(Clone, Copy)]
 pub struct Value(pub(crate) Number);
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.as_integer(), other.as_integer()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.as_f64() == other.as_f64(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Number {
@@ -71,6 +83,24 @@ impl From<f64> for Value {
 }
 
 impl Value {
+    /// The value as a float (an integer beyond 2^53 is rounded to the nearest float).
+    pub fn as_f64(self) -> f64 {
+        match self.0 {
+            Number::Int(v) => v as f64,
+            Number::Uint(v) => v as f64,
+            Number::F32(v) => f64::from(v),
+            Number::F64(v) => v,
+        }
+    }
+
+    fn as_integer(self) -> Option<i128> {
+        match self.0 {
+            Number::Int(v) => Some(i128::from(v)),
+            Number::Uint(v) => Some(i128::from(v)),
+            Number::F32(_) | Number::F64(_) => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn is_finite(self) -> bool {
         match self.0 {

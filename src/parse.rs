@@ -161,6 +161,8 @@ fn parse_value(text: &str) -> Result<Value, Error> {
     }
     let integer = !text.contains(['.', 'e', 'E']);
     let number = match (integer, text.parse::<i64>(), text.parse::<u64>()) {
+        // "-0" is how a negative zero float is written: keep its sign.
+        (true, Ok(0), _) if text.starts_with('-') => Number::F64(-0.0),
         (true, Ok(v), _) => Number::Int(v),
         (true, _, Ok(v)) => Number::Uint(v),
         _ => Number::F64(text.parse().map_err(|_| Error::InvalidValue {
