@@ -1,11 +1,13 @@
 //! Heap allocations a send makes on the caller's thread, counted by a global allocator.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io;
 use std::time::Duration;
 
-use graphyte::{SendSocket, Sender};
+use graphyte::Sender;
+use support::Discard;
 
 struct Counting;
 
@@ -36,14 +38,6 @@ fn allocations(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(|n| n.set(Some(0)));
     f();
     ALLOCATIONS.with(|n| n.replace(None)).unwrap()
-}
-
-struct Discard;
-
-impl SendSocket for Discard {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
 }
 
 fn sender() -> Sender {

@@ -3,15 +3,14 @@
 
 mod support;
 
-use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use graphyte::{Metric, SendSocket, Sender};
-use support::{Carbon, TcpSink, unused_port, wait_until};
+use graphyte::{Metric, Sender};
+use support::{Carbon, Discard, TcpSink, unused_port, wait_until};
 
 /// Well above any scheduling hiccup, well below any network timeout: a send that took this
 /// long would have waited on the network.
@@ -185,15 +184,6 @@ fn a_stalled_server_neither_blocks_sends_nor_grows_memory_and_shutdown_keeps_its
         took < Duration::from_millis(300) + Duration::from_millis(500),
         "shutdown took {took:?} ({result:?})"
     );
-}
-
-/// Discards what it is given.
-struct Discard;
-
-impl SendSocket for Discard {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
 }
 
 #[test]

@@ -2,36 +2,18 @@
 //!
 //! These tests share one process-wide default, so they take turns.
 
-use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+mod support;
+
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use graphyte::{Error, Metric, SendSocket, Sender};
+use graphyte::{Error, Metric, Sender};
+use support::Capture;
 
 static TURN: Mutex<()> = Mutex::new(());
 
 fn turn() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl SendSocket for Capture {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-}
-
-impl Capture {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 fn builder(capture: &Capture) -> graphyte::Builder {

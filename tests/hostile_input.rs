@@ -3,22 +3,10 @@
 
 mod support;
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use graphyte::{Error, Metric, SendSocket, Sender};
-
-/// Keeps every byte the sender writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl SendSocket for Capture {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-}
+use graphyte::{Error, Metric, Sender};
+use support::Capture;
 
 #[derive(Debug, Clone, Copy)]
 enum Refused {

@@ -2,27 +2,11 @@
 //! included: every accepted metric makes exactly one line, and the parser reads back what
 //! was sent.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+mod support;
 
-use graphyte::{Metric, SendSocket, Sender, Timestamp, Value, parse_line};
+use graphyte::{Metric, Sender, Timestamp, Value, parse_line};
 use proptest::prelude::*;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl SendSocket for Capture {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-}
-
-impl Capture {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
+use support::Capture;
 
 /// Text mostly made of what names are made of, with the characters that break lines mixed in.
 fn text(max: usize) -> impl Strategy<Value = String> {
