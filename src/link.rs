@@ -109,7 +109,7 @@ impl Link {
                 if let Some(suppressed) = self.log.allow(now) {
                     log::warn!(
                         target: "graphyte",
-                        "sending to carbon failed: {err}; {} lines kept for retry{}",
+                        "sending to carbon failed: {err}; {} lines not written{}",
                         batch.lines,
                         if suppressed > 0 { format!(" ({suppressed} similar failures not logged)") } else { String::new() }
                     );

@@ -27,7 +27,8 @@ pub const DEFAULT_PORT: u16 = 2003;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default flush interval of background mode.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-/// Default queue capacity of background mode, in metrics (about 1.2 MB, allocated up front).
+/// Default queue capacity of background mode, in metrics (112 bytes each: about 1.8 MB,
+/// allocated up front).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// Default number of lines per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
