@@ -58,8 +58,9 @@ fn replace_default(sender: Option<Sender>) -> Option<Sender> {
 /// other free functions.
 ///
 /// Calling it again replaces the default, flushing the old one first. Keep the returned
-/// guard alive for as long as the program sends metrics (bind it in `main`): dropping it
-/// writes what is queued and stops the worker.
+/// guard alive for as long as the program sends metrics: bind it in `main` to a named
+/// variable such as `_guard` (not to `_`, which drops it at once). Dropping it writes what is
+/// queued and stops the worker.
 ///
 /// ```no_run
 /// use std::time::Duration;
