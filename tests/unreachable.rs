@@ -151,17 +151,28 @@ fn a_server_closing_every_connection_after_one_line_is_survived_and_counted() {
 #[test]
 fn a_server_resetting_every_connection_is_survived_and_counted() {
     let _turn = recording();
-    let (port, connections, _) = server(|stream, _| {
-        // Closing with a zero linger sends a reset instead of a normal close.
+    let (port, connections, received) = server(|mut stream, received| {
+        // Takes what the first write brings, then closes with a zero linger: a reset, as a
+        // proxy or a crashing server would send mid-stream.
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = stream.read(&mut buf) {
+            received.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-        drop(stream);
     });
     let stats = run_against("127.0.0.1", port);
+    let delivered = support::lines_of(&received.lock().unwrap()).len() as u64;
     assert!(connections.load(Ordering::SeqCst) >= 2);
-    // Each reset is one failure and one backoff (50 ms at least): at most 32 in 1.6 s. A
-    // write that succeeded before the reset arrived resets the backoff, so it does not grow.
-    assert!((1..=32).contains(&stats.errors), "{stats:?}");
-    // Lines the kernel accepted before the reset are counted as possibly lost.
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    // A failed write means a backoff of 50 ms at least: at most 32 in 1.6 s.
+    assert!(stats.errors <= 32, "{stats:?}");
+    // What the server read arrived; what the kernel accepted after that, before the reset
+    // was noticed, is counted as possibly lost (but for the last connection, which no later
+    // batch checked).
+    assert!(
+        delivered >= 1 && stats.sent >= delivered,
+        "{delivered} delivered, {stats:?}"
+    );
     assert!(stats.possibly_lost >= 1, "{stats:?}");
-    assert_rate_limited_logging();
+    assert!(failure_warnings() <= (RUN.as_millis() / INTERVAL.as_millis()) as usize + 1);
 }
