@@ -1,20 +1,13 @@
 //! What a send costs the caller: in bursts, and one at a time with the worker idle.
 
+mod support;
+
 use std::hint::black_box;
-use std::io;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use graphyte::{SendSocket, Sender};
-
-/// Discards everything: measures the client alone.
-struct Discard;
-
-impl SendSocket for Discard {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(black_box(buf).len())
-    }
-}
+use graphyte::Sender;
+use support::Discard;
 
 /// Sends are timed in chunks that fit the queue; the queue is emptied between chunks, untimed,
 /// so every timed send takes the normal path (never the queue-full one).

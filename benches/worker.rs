@@ -1,20 +1,13 @@
 //! What the worker costs per line: take points off the queue, format them, write batches to a
 //! socket that discards them.
 
-use std::hint::black_box;
-use std::io;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use graphyte::{SendSocket, Sender};
-
-struct Discard;
-
-impl SendSocket for Discard {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(black_box(buf).len())
-    }
-}
+use graphyte::Sender;
+use support::Discard;
 
 /// Points queued before each timed drain; under the worker's wake-up threshold, so it does not
 /// start before it is asked to.

@@ -102,25 +102,15 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Error> {
     }
     let mut parts = path.split(';');
     let name = parts.next().unwrap_or_default();
-    validate::check_name(name).map_err(|reason| Error::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })?;
+    validate::check_name(name)?;
     let tags = parts
         .map(|tag| {
             let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
-            validate::check_tag(key, value).map_err(|reason| Error::InvalidTag {
-                tag: tag.to_owned(),
-                reason,
-            })?;
-            Ok((key, value))
+            validate::check_tag(key, value).map(|()| (key, value))
         })
         .collect::<Result<Vec<_>, Error>>()?;
     if !tags.is_empty() {
-        validate::check_tagged_name(name).map_err(|reason| Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        validate::check_tagged_name(name)?;
     }
     let value = parse_value(value)?;
     let timestamp = timestamp.map(parse_timestamp).transpose()?;

@@ -223,21 +223,14 @@ impl Builder {
         }
         let prefix = match &self.prefix {
             Some(prefix) => {
-                validate::check_name(prefix)
-                    .and_then(|()| validate::check_tagged_name(prefix))
-                    .map_err(|reason| Error::InvalidName {
-                        name: prefix.clone(),
-                        reason,
-                    })?;
+                validate::check_name(prefix)?;
+                validate::check_tagged_name(prefix)?;
                 format!("{prefix}.")
             }
             None => String::new(),
         };
         for (key, value) in &self.tags {
-            validate::check_tag(key, value).map_err(|reason| Error::InvalidTag {
-                tag: format!("{key}={value}"),
-                reason,
-            })?;
+            validate::check_tag(key, value)?;
         }
         let socket: Box<dyn SendSocket> = match self.socket {
             Some(socket) => socket,
@@ -468,13 +461,6 @@ impl Sender {
         tags: &[(&str, &str)],
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        let checked_name = match &name {
-            Cow::Borrowed(name) => validate::check_static_name(name),
-            Cow::Owned(name) => validate::check_name(name),
-        };
-        if let Err(reason) = checked_name {
-            return Err(inner.refused(invalid_name(&name, reason)));
-        }
         let (timestamp, tags) = match inner.check(&name, value, timestamp, tags) {
             Ok(checked) => checked,
             Err(err) => return Err(inner.refused(err)),
@@ -543,13 +529,16 @@ impl Sender {
 }
 
 impl Inner {
-    /// Checks the rest of a metric whose name alone was found valid: every error is found
-    /// on the caller's thread, before anything is queued. Returns its timestamp and, if the
-    /// call has its own tags, their suffix.
+    /// Checks a metric: every error is found on the caller's thread, before anything is
+    /// queued. Returns its timestamp and, if the call has its own tags, their suffix.
     #[inline]
+    #[expect(
+        clippy::ptr_arg,
+        reason = "a borrowed name is 'static: its check is remembered"
+    )]
     fn check(
         &self,
-        name: &str,
+        name: &Cow<'static, str>,
         value: Value,
         timestamp: Option<Timestamp>,
         tags: &[(&str, &str)],
@@ -563,6 +552,10 @@ impl Inner {
             None => now_secs(),
             Some(timestamp) => timestamp.to_secs()?,
         };
+        match name {
+            Cow::Borrowed(name) => validate::check_static_name(name)?,
+            Cow::Owned(name) => validate::check_name(name)?,
+        }
         let tags = if tags.is_empty() {
             None
         } else {
@@ -573,7 +566,7 @@ impl Inner {
             .map_or(self.rules.default_tags_len, |t| t.len());
         // A prefix was checked for this when the sender was built.
         if tags_len > 0 && !self.rules.prefixed {
-            validate::check_tagged_name(name).map_err(|reason| invalid_name(name, reason))?;
+            validate::check_tagged_name(name)?;
         }
         let len = self.rules.overhead + name.len() + tags_len;
         if len > self.rules.max_line {
@@ -595,10 +588,7 @@ impl Inner {
     #[inline(never)]
     fn merge_tags(&self, tags: &[(&str, &str)]) -> Result<Box<str>, Error> {
         for (key, value) in tags {
-            validate::check_tag(key, value).map_err(|reason| Error::InvalidTag {
-                tag: format!("{key}={value}"),
-                reason,
-            })?;
+            validate::check_tag(key, value)?;
         }
         let defaults = self
             .rules
@@ -750,13 +740,5 @@ impl SyncLink {
             self.batch.clear();
             Error::Io(err)
         })
-    }
-}
-
-#[cold]
-fn invalid_name(name: &str, reason: &'static str) -> Error {
-    Error::InvalidName {
-        name: name.to_owned(),
-        reason,
     }
 }

@@ -8,6 +8,8 @@
 
 use std::cell::Cell;
 
+use crate::Error;
+
 /// Longest line Carbon's plaintext receiver takes, newline included.
 pub const MAX_LINE_LEN: usize = 16_384;
 
@@ -27,7 +29,11 @@ pub(crate) const LINE_OVERHEAD: usize = 1 + MAX_VALUE_LEN + 1 + MAX_TIMESTAMP_LE
 const RESERVED_TAG: &str = "name";
 
 /// Checks a metric name (or a prefix) without tags.
-pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+    name_rule(name).map_err(|reason| invalid_name(name, reason))
+}
+
+fn name_rule(name: &str) -> Result<(), &'static str> {
     let bytes = name.as_bytes();
     if bytes.is_empty() {
         return Err("name is empty");
@@ -60,7 +66,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
 /// checked, its address and length are remembered (per thread, a few dozen names) and the
 /// bytes are not read again.
 #[inline]
-pub(crate) fn check_static_name(name: &'static str) -> Result<(), &'static str> {
+pub(crate) fn check_static_name(name: &'static str) -> Result<(), Error> {
     let key = (name.as_ptr() as usize, name.len());
     // Static strings sit close together: skip the low bits, which vary little.
     let slot = (key.0 >> 3) % STATIC_NAMES;
@@ -84,7 +90,14 @@ thread_local! {
 
 /// Checks one tag under Graphite 1.1's rules (`TaggedSeries.validateTagAndValue`) plus
 /// the line protocol's: no whitespace or control characters anywhere.
-pub(crate) fn check_tag(key: &str, value: &str) -> Result<(), &'static str> {
+pub(crate) fn check_tag(key: &str, value: &str) -> Result<(), Error> {
+    tag_rule(key, value).map_err(|reason| Error::InvalidTag {
+        tag: format!("{key}={value}"),
+        reason,
+    })
+}
+
+fn tag_rule(key: &str, value: &str) -> Result<(), &'static str> {
     if key.is_empty() {
         return Err("tag name is empty");
     }
@@ -113,11 +126,22 @@ pub(crate) fn check_tag(key: &str, value: &str) -> Result<(), &'static str> {
 }
 
 /// Checks the name of a tagged series: Carbon strips a leading `~` from it.
-pub(crate) fn check_tagged_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_tagged_name(name: &str) -> Result<(), Error> {
     if name.starts_with('~') {
-        return Err("a tagged metric name may not start with '~'");
+        return Err(invalid_name(
+            name,
+            "a tagged metric name may not start with '~'",
+        ));
     }
     Ok(())
+}
+
+#[cold]
+fn invalid_name(name: &str, reason: &'static str) -> Error {
+    Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    }
 }
 
 const WHITESPACE: &str = "contains whitespace or a control character";
@@ -146,44 +170,44 @@ mod tests {
 
     #[test]
     fn plain_dotted_names_pass() {
-        assert_eq!(check_name("a.b_c-d.E9"), Ok(()));
-        assert_eq!(check_name("héllo.wörld"), Ok(()));
+        assert_eq!(name_rule("a.b_c-d.E9"), Ok(()));
+        assert_eq!(name_rule("héllo.wörld"), Ok(()));
     }
 
     #[test]
     fn segment_of_exactly_255_bytes_passes_and_256_fails() {
         let ok = format!("a.{}", "x".repeat(255));
         let bad = format!("a.{}", "x".repeat(256));
-        assert_eq!(check_name(&ok), Ok(()));
-        assert!(check_name(&bad).is_err());
+        assert_eq!(name_rule(&ok), Ok(()));
+        assert!(name_rule(&bad).is_err());
     }
 
     #[test]
     fn unicode_whitespace_is_refused_like_ascii_whitespace() {
         for name in ["a\u{a0}b", "a\u{2028}b", "a\u{85}b", "a\u{3000}b"] {
-            assert_eq!(check_name(name), Err(WHITESPACE), "{name:?}");
+            assert_eq!(name_rule(name), Err(WHITESPACE), "{name:?}");
         }
     }
 
     #[test]
     fn tag_value_may_contain_equals_sign() {
-        assert_eq!(check_tag("k", "a=b"), Ok(()));
+        assert_eq!(tag_rule("k", "a=b"), Ok(()));
     }
 
     #[test]
     fn a_remembered_static_name_passes_again_and_a_bad_one_never_does() {
-        assert_eq!(check_static_name("app.ok"), Ok(()));
-        assert_eq!(check_static_name("app.ok"), Ok(()));
+        assert!(check_static_name("app.ok").is_ok());
+        assert!(check_static_name("app.ok").is_ok());
         assert!(check_static_name("app bad").is_err());
         assert!(check_static_name("app bad").is_err());
         // The same address with another length is checked on its own.
         let text: &'static str = "a.b..c";
-        assert_eq!(check_static_name(&text[..3]), Ok(()));
+        assert!(check_static_name(&text[..3]).is_ok());
         assert!(check_static_name(text).is_err());
     }
 
     #[test]
     fn reserved_tag_name_is_refused() {
-        assert!(check_tag("name", "x").is_err());
+        assert!(tag_rule("name", "x").is_err());
     }
 }

@@ -2,20 +2,10 @@
 //! the parser reads back the same.
 #![no_main]
 
-use std::io;
-use std::sync::{Arc, Mutex};
+mod capture;
 
+use capture::Capture;
 use libfuzzer_sys::fuzz_target;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl graphyte::SendSocket for Capture {
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 17 {
@@ -45,22 +35,15 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let capture = Capture::default();
-    let sender = graphyte::Sender::builder("unused")
-        .synchronous()
-        .socket(capture.clone())
-        .build()
-        .unwrap();
+    let sender = capture.sender();
     let metric = graphyte::Metric::new(name.clone(), value)
         .tags(tags)
         .timestamp(stamp);
     if sender.try_send(metric).is_err() {
-        assert!(
-            capture.0.lock().unwrap().is_empty(),
-            "a refused metric wrote bytes"
-        );
+        assert!(capture.bytes().is_empty(), "a refused metric wrote bytes");
         return;
     }
-    let written = capture.0.lock().unwrap().clone();
+    let written = capture.bytes();
     assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 1);
     let line = graphyte::parse_line(&written).expect("every written line parses");
     assert_eq!(line.name(), name);
