@@ -110,8 +110,8 @@ pub(crate) fn write_u64(mut v: u64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::Name;
     use crate::validate::MAX_VALUE_LEN;
-    use std::borrow::Cow;
 
     fn number(value: Number) -> String {
         let mut out = Vec::new();
@@ -181,12 +181,7 @@ mod tests {
             prefix: "app.".into(),
             default_tags: ";env=prod".into(),
         };
-        let point = Point::new(
-            Cow::Borrowed("req.ok"),
-            None,
-            Number::Int(42),
-            1_700_000_000,
-        );
+        let point = Point::new(Name::from("req.ok"), None, Number::Int(42), 1_700_000_000);
         let mut out = Vec::new();
         format.write_line(&point, &mut out);
         assert_eq!(out, b"app.req.ok;env=prod 42 1700000000\n");

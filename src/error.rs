@@ -55,6 +55,13 @@ pub enum Error {
     Closed,
     /// No default sender is installed: call [`init`](crate::init) first.
     NoDefaultSender,
+    /// Synchronous mode: the send was made from inside this sender's own write (by its
+    /// socket, or a logger its socket calls); it was dropped (and counted) instead of waiting
+    /// for itself.
+    Reentrant,
+    /// The sender's worker thread panicked and stopped; what it held was counted as failed,
+    /// and nothing more is sent. This is a bug in graphyte: please report it.
+    WorkerPanicked,
     /// A flush or shutdown did not finish within its timeout.
     Timeout,
     /// The configuration is not usable.
@@ -88,6 +95,12 @@ impl fmt::Display for Error {
             Error::NoDefaultSender => {
                 f.write_str("no default sender installed; call graphyte::init first")
             }
+            Error::Reentrant => f.write_str(
+                "metric dropped: sent from inside the same synchronous sender's own write",
+            ),
+            Error::WorkerPanicked => {
+                f.write_str("the sender's worker thread panicked and stopped; nothing more is sent")
+            }
             Error::Timeout => f.write_str("timed out waiting for the worker"),
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
             Error::Io(err) => write!(f, "sending to carbon failed: {err}"),
@@ -112,6 +125,14 @@ impl From<io::Error> for Error {
 
 impl Error {
     /// True for errors caused by the metric itself (name, tag, value, timestamp, length).
+    ///
+    /// ```
+    /// let sender = graphyte::Sender::builder("localhost").build()?;
+    /// let err = sender.try_send(graphyte::Metric::new("a b", 1)).unwrap_err();
+    /// assert!(err.is_invalid_input());
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    #[must_use]
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,

@@ -4,14 +4,14 @@
 //! current default and a generation number, and takes the lock only when `init` or
 //! `shutdown` has changed the default since it last looked. The hot path is one atomic load.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use crate::{Builder, Error, Metric, Sender, Stats, Timestamp, Value};
+use crate::report::report;
+use crate::{Builder, Error, Metric, Name, Sender, Stats, Timestamp, Value};
 
 static DEFAULT: RwLock<Option<Sender>> = RwLock::new(None);
 /// Bumped after every change of `DEFAULT`.
@@ -57,10 +57,11 @@ fn replace_default(sender: Option<Sender>) -> Option<Sender> {
 /// Builds a sender and installs it as the process-wide default used by [`send`] and the
 /// other free functions.
 ///
-/// Calling it again replaces the default, flushing the old one first. Keep the returned
-/// guard alive for as long as the program sends metrics: bind it in `main` to a named
-/// variable such as `_guard` (not to `_`, which drops it at once). Dropping it writes what is
-/// queued and stops the worker.
+/// The default stays installed until [`shutdown`] (or the next `init`, which replaces it and
+/// flushes the old one). The returned guard only flushes: dropping it writes what is queued
+/// and waits for it (up to the sender's timeout). Keep it in `main` until the end, so that
+/// the last metrics are written before the process exits; a guard dropped early (`let _ =
+/// graphyte::init(..)`) costs only that final flush, as sends go on working.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -74,25 +75,42 @@ fn replace_default(sender: Option<Sender>) -> Option<Sender> {
 ///     Ok(())
 /// } // _guard dropped here: queued metrics are written before the program exits
 /// ```
+///
+/// # Errors
+///
+/// What [`Builder::build`] returns for an unusable configuration; the previous default, if
+/// any, then stays installed.
 pub fn init(builder: Builder) -> Result<DefaultGuard, Error> {
     let sender = builder.build()?;
     if let Some(Err(err)) = replace_default(Some(sender.clone())).map(|old| old.flush()) {
-        log::warn!(target: "graphyte", "flushing the replaced default sender: {err}");
+        report!(Warn, "flushing the replaced default sender: {err}");
     }
     Ok(DefaultGuard { sender })
 }
 
-/// Keeps the default sender installed by [`init`]; dropping it uninstalls the sender (if it is
-/// still the default), writes what is queued, and joins the worker, waiting at most the
-/// sender's timeout.
-#[must_use = "dropping the guard stops the default sender at once"]
+/// Returned by [`init`]: dropping it writes what the sender has queued and waits for it, up
+/// to the sender's timeout. It does not stop or uninstall the default sender (only
+/// [`shutdown`] does), so dropping it early loses nothing but that final flush.
+#[must_use = "dropping the guard flushes at once; keep it until the end of main so that the \
+              last metrics are written before the process exits"]
 #[derive(Debug)]
 pub struct DefaultGuard {
     sender: Sender,
 }
 
 impl DefaultGuard {
-    /// The sender this guard keeps, for its [`stats`](Sender::stats) or to hand it around.
+    /// The sender this guard flushes, for its [`stats`](Sender::stats) or to hand it around.
+    ///
+    /// ```
+    /// # struct Discard;
+    /// # impl graphyte::SendSocket for Discard {
+    /// #     fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> { Ok(buf.len()) }
+    /// # }
+    /// let guard = graphyte::init(graphyte::Sender::builder("unused").socket(Discard))?;
+    /// println!("{:?}", guard.sender().stats());
+    /// # graphyte::shutdown(std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     pub fn sender(&self) -> &Sender {
         &self.sender
     }
@@ -100,15 +118,8 @@ impl DefaultGuard {
 
 impl Drop for DefaultGuard {
     fn drop(&mut self) {
-        {
-            let mut default = DEFAULT.write();
-            if default.as_ref().is_some_and(|d| d.same_as(&self.sender)) {
-                *default = None;
-                GENERATION.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-        if let Err(err) = self.sender.shutdown(self.sender.timeout()) {
-            log::error!(target: "graphyte", "stopping the default sender: {err}");
+        if let Err(err) = self.sender.flush() {
+            report!(Error, "flushing the default sender: {err}");
         }
     }
 }
@@ -116,13 +127,21 @@ impl Drop for DefaultGuard {
 /// Sends `value` for `name` through the default sender, stamped now. See [`Sender::send`].
 ///
 /// Before [`init`] (or after [`shutdown`]) this does nothing.
-pub fn send(name: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+///
+/// ```
+/// graphyte::send("requests.ok", 42);
+/// ```
+pub fn send<'a>(name: impl Into<Name<'a>>, value: impl Into<Value>) {
     with_default(|sender| sender.send(name, value));
 }
 
 /// Sends `value` for `name` at `timestamp` through the default sender. See [`Sender::send_at`].
-pub fn send_at(
-    name: impl Into<Cow<'static, str>>,
+///
+/// ```
+/// graphyte::send_at("batch.rows", 1500, std::time::SystemTime::now());
+/// ```
+pub fn send_at<'a>(
+    name: impl Into<Name<'a>>,
     value: impl Into<Value>,
     timestamp: impl Into<Timestamp>,
 ) {
@@ -130,38 +149,78 @@ pub fn send_at(
 }
 
 /// Sends `value` for `name` with tags through the default sender. See [`Sender::send_tagged`].
-pub fn send_tagged(
-    name: impl Into<Cow<'static, str>>,
-    value: impl Into<Value>,
-    tags: &[(&str, &str)],
-) {
+///
+/// ```
+/// graphyte::send_tagged("queue.depth", 7, &[("queue", "mail")]);
+/// ```
+pub fn send_tagged<'a>(name: impl Into<Name<'a>>, value: impl Into<Value>, tags: &[(&str, &str)]) {
     with_default(|sender| sender.send_tagged(name, value, tags));
 }
 
 /// Sends a [`Metric`] through the default sender. See [`Sender::send_metric`].
+///
+/// ```
+/// graphyte::send_metric(graphyte::Metric::new("disk.free", 12.5));
+/// ```
 pub fn send_metric(metric: Metric<'_>) {
     with_default(|sender| sender.send_metric(metric));
 }
 
-/// Sends a [`Metric`] through the default sender and says what happened to it; before
-/// [`init`] that is [`Error::NoDefaultSender`]. See [`Sender::try_send`].
+/// Sends a [`Metric`] through the default sender and says what happened to it. See
+/// [`Sender::try_send`].
+///
+/// # Errors
+///
+/// [`Error::NoDefaultSender`] before [`init`] or after [`shutdown`]; otherwise what
+/// [`Sender::try_send`] returns.
+///
+/// ```
+/// let result = graphyte::try_send(graphyte::Metric::new("a.b", 1));
+/// assert!(matches!(result, Err(graphyte::Error::NoDefaultSender)));
+/// ```
 pub fn try_send(metric: Metric<'_>) -> Result<(), Error> {
     with_default(|sender| sender.try_send(metric)).unwrap_or(Err(Error::NoDefaultSender))
 }
 
 /// Writes what the default sender has queued and waits for it. Does nothing before [`init`].
+///
+/// # Errors
+///
+/// What [`Sender::flush`] returns.
+///
+/// ```no_run
+/// graphyte::flush()?;
+/// # Ok::<(), graphyte::Error>(())
+/// ```
 pub fn flush() -> Result<(), Error> {
     let sender = DEFAULT.read().clone();
     sender.map_or(Ok(()), |sender| sender.flush())
 }
 
-/// Uninstalls the default sender and stops it like [`Sender::shutdown`]. Later sends through
-/// the free functions do nothing. Does nothing when no default is installed.
+/// Uninstalls the default sender and stops it like [`Sender::shutdown`]: what was queued is
+/// written, and later sends through the free functions do nothing. Does nothing when no
+/// default is installed.
+///
+/// # Errors
+///
+/// What [`Sender::shutdown`] returns.
+///
+/// ```no_run
+/// graphyte::shutdown(std::time::Duration::from_secs(2))?;
+/// # Ok::<(), graphyte::Error>(())
+/// ```
 pub fn shutdown(timeout: Duration) -> Result<(), Error> {
     replace_default(None).map_or(Ok(()), |sender| sender.shutdown(timeout))
 }
 
 /// The default sender's counters, if one is installed.
+///
+/// ```
+/// if let Some(stats) = graphyte::stats() {
+///     println!("{} metrics sent", stats.sent);
+/// }
+/// ```
+#[must_use]
 pub fn stats() -> Option<Stats> {
     DEFAULT.read().as_ref().map(Sender::stats)
 }

@@ -1,13 +1,20 @@
-//! Delivery over a [`SendSocket`]: whole lines only, backoff after failures, counting, and
-//! rate-limited logging. Owned by the worker (background mode) or behind the sender's lock
-//! (synchronous mode); nothing else writes bytes.
+//! Delivery over a [`SendSocket`]: whole lines only, the three outcomes of a write (written,
+//! failed for now, refused for good), backoff, a bound on a batch that keeps failing, a
+//! socket's panics caught, and counting. Owned by the worker (background mode) or behind the
+//! sender's lock (synchronous mode); nothing else writes bytes.
+//!
+//! It never logs: what happened comes back as [`Report`]s, which the caller logs once it
+//! holds no lock (a logger may send metrics).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::SendSocket;
+use crate::report::{LogLimit, later, report};
 use crate::stats::Counters;
 use crate::worker::Shared;
 
@@ -15,6 +22,9 @@ use crate::worker::Shared;
 /// writer sleeps a second when idle), plus a margin. Lines written on a connection within
 /// this time before its last write are counted as possibly lost when it breaks.
 pub(crate) const POSSIBLY_LOST_WINDOW: Duration = Duration::from_secs(2);
+
+/// Failed writes in a row on working connections after which a batch is given up.
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
 pub(crate) struct Link {
     socket: Box<dyn SendSocket>,
@@ -26,8 +36,124 @@ pub(crate) struct Link {
     /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one:
     /// (when, lines).
     recent: VecDeque<(Instant, usize)>,
+    /// Failed writes in a row, on connections that opened, that delivered nothing.
+    fruitless: u32,
     log_sends: bool,
-    log: LogLimit,
+    failure_log: LogLimit,
+}
+
+/// Something worth a log line, logged by whoever called [`Link::deliver`] once it holds no
+/// lock.
+#[derive(Debug)]
+pub(crate) enum Report {
+    Sent {
+        lines: usize,
+        bytes: usize,
+        took: Duration,
+    },
+    Recovered {
+        failures: u64,
+    },
+    Failed {
+        error: io::Error,
+        unsent: usize,
+        suppressed: u64,
+    },
+    Refused {
+        error: io::Error,
+        lines: usize,
+        suppressed: u64,
+    },
+    GaveUp {
+        error: io::Error,
+        lines: usize,
+        suppressed: u64,
+    },
+    Panicked {
+        message: String,
+        lines: usize,
+        suppressed: u64,
+    },
+}
+
+impl Report {
+    pub(crate) fn log(&self) {
+        match self {
+            Report::Sent { lines, bytes, took } => {
+                report!(Info, "sent {lines} lines ({bytes} bytes) in {took:?}")
+            }
+            Report::Recovered { failures } => {
+                report!(
+                    Info,
+                    "carbon reachable again after {failures} failed attempts"
+                )
+            }
+            Report::Failed {
+                error,
+                unsent,
+                suppressed,
+            } => report!(
+                Warn,
+                "sending to carbon failed: {error}; {unsent} lines not written yet, to be retried{}",
+                held_back(*suppressed)
+            ),
+            Report::Refused {
+                error,
+                lines,
+                suppressed,
+            } => report!(
+                Warn,
+                "the socket refused {lines} lines for good ({error}); they are dropped{}",
+                held_back(*suppressed)
+            ),
+            Report::GaveUp {
+                error,
+                lines,
+                suppressed,
+            } => report!(
+                Warn,
+                "gave up {lines} lines after {MAX_ATTEMPTS} failed writes on working \
+                 connections (last error: {error}){}",
+                held_back(*suppressed)
+            ),
+            Report::Panicked {
+                message,
+                lines,
+                suppressed,
+            } => report!(
+                Error,
+                "the socket panicked ({message}); {lines} lines dropped, carrying on{}",
+                held_back(*suppressed)
+            ),
+        }
+    }
+}
+
+fn held_back(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} similar reports held back)")
+    }
+}
+
+/// How one attempt at writing a buffer ended.
+enum Attempt {
+    Written,
+    /// Failed for now; `connected` when the socket's connect succeeded first.
+    Failed {
+        error: io::Error,
+        connected: bool,
+    },
+    /// The bytes up to `end` (whole lines) will never be taken.
+    Refused {
+        error: io::Error,
+        end: usize,
+    },
+    /// The socket panicked: the batch is dropped.
+    Panicked {
+        message: String,
+    },
 }
 
 impl Link {
@@ -45,8 +171,9 @@ impl Link {
             connected: false,
             connected_once: false,
             recent: VecDeque::new(),
+            fruitless: 0,
             log_sends,
-            log: LogLimit::new(log_period),
+            failure_log: LogLimit::new(log_period),
         }
     }
 
@@ -55,14 +182,18 @@ impl Link {
         self.backoff.retry_at
     }
 
-    /// Writes the lines of `batch`, removing from it what the socket accepted. On failure
-    /// the lines not fully written stay in it for a later attempt. While in backoff nothing
-    /// is tried, unless `force`.
-    pub(crate) fn deliver(&mut self, batch: &mut Batch, force: bool) -> io::Result<()> {
-        if batch.lines == 0 {
-            return Ok(());
-        }
-        let buf = &mut batch.bytes;
+    /// Writes the lines of `batch`, removing what the socket took and what it refused for
+    /// good (counted as failed). After a failure the lines not fully written stay in the
+    /// batch for a later attempt, and the link is in backoff: nothing is tried before
+    /// [`retry_at`](Link::retry_at), unless `force`.
+    ///
+    /// Returns the failure, or else the last refusal, if any.
+    pub(crate) fn deliver(
+        &mut self,
+        batch: &mut Batch,
+        force: bool,
+        reports: &mut Vec<Report>,
+    ) -> io::Result<()> {
         let now = Instant::now();
         if !force && self.backoff.retry_at.is_some_and(|at| now < at) {
             return Err(io::Error::new(
@@ -70,96 +201,223 @@ impl Link {
                 "carbon unreachable; waiting before the next attempt",
             ));
         }
-        let (written, result) = self.write_lines(buf);
-        // Bytes of a line cut short went to a connection now abandoned: resend the whole line.
-        let delivered = match result {
-            Ok(()) => written,
-            Err(_) => buf[..written]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1),
-        };
-        let lines = if delivered == buf.len() {
-            batch.lines
-        } else {
-            count_lines(&buf[..delivered])
-        };
-        batch.lines -= lines;
-        Counters::add(&self.shared.counters.sent, lines as u64);
-        Counters::add(&self.shared.counters.sent_bytes, delivered as u64);
-        if lines > 0 {
-            self.wrote(now, lines);
+        let mut refused = None;
+        while batch.lines > 0 {
+            let (written, attempt) = self.attempt(&batch.bytes);
+            match attempt {
+                Attempt::Written => {
+                    let lines = batch.lines;
+                    self.sent(batch, written, now);
+                    self.succeeded(reports, lines, written, now);
+                }
+                Attempt::Refused { error, end } => {
+                    let start = line_start(&batch.bytes, written);
+                    self.sent(batch, start, now);
+                    if start < written {
+                        // Part of a line is on the wire: end it with the connection.
+                        self.drop_connection();
+                    }
+                    let lines = self.give_up(batch, end - start);
+                    if let Some(suppressed) = self.failure_log.allow(now) {
+                        let copy = io::Error::new(error.kind(), error.to_string());
+                        reports.push(Report::Refused {
+                            error: copy,
+                            lines,
+                            suppressed,
+                        });
+                    }
+                    refused = Some(error);
+                }
+                Attempt::Panicked { message } => {
+                    let start = line_start(&batch.bytes, written);
+                    self.sent(batch, start, now);
+                    self.drop_connection();
+                    // A socket that panicked on these lines would likely panic again.
+                    let lines = self.give_up(batch, batch.bytes.len());
+                    if let Some(suppressed) = self.failure_log.allow(now) {
+                        reports.push(Report::Panicked {
+                            message,
+                            lines,
+                            suppressed,
+                        });
+                    }
+                    refused = Some(io::Error::other("the socket panicked"));
+                }
+                Attempt::Failed { error, connected } => {
+                    return Err(self.failed(batch, written, error, connected, now, reports));
+                }
+            }
         }
-        buf.drain(..delivered);
-        match result {
-            Ok(()) => {
-                if self.log_sends {
-                    log::info!(target: "graphyte", "sent {lines} lines ({delivered} bytes) in {:?}", now.elapsed());
-                }
-                if let Some(failures) = self.backoff.succeeded() {
-                    log::info!(target: "graphyte", "carbon reachable again after {failures} failed attempts");
-                }
-                Ok(())
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// What to do after a failed attempt: keep what was not written, back off, and give the
+    /// batch up after `MAX_ATTEMPTS` fruitless writes on working connections.
+    fn failed(
+        &mut self,
+        batch: &mut Batch,
+        written: usize,
+        error: io::Error,
+        connected: bool,
+        now: Instant,
+        reports: &mut Vec<Report>,
+    ) -> io::Error {
+        // Bytes of a line cut short went to a connection now abandoned: resend the whole line.
+        let delivered = line_start(&batch.bytes, written);
+        self.sent(batch, delivered, now);
+        self.drop_connection();
+        Counters::add(&self.shared.counters.errors, 1);
+        self.backoff.failed(now);
+        if delivered > 0 {
+            self.fruitless = 0;
+        } else if connected && !says_unreachable(error.kind()) {
+            self.fruitless += 1;
+        }
+        let copy = || io::Error::new(error.kind(), error.to_string());
+        if self.fruitless >= MAX_ATTEMPTS {
+            self.fruitless = 0;
+            let lines = self.give_up(batch, batch.bytes.len());
+            if let Some(suppressed) = self.failure_log.allow(now) {
+                reports.push(Report::GaveUp {
+                    error: copy(),
+                    lines,
+                    suppressed,
+                });
             }
-            Err(err) => {
-                self.socket.disconnect();
-                self.connection_lost();
-                Counters::add(&self.shared.counters.errors, 1);
-                self.backoff.failed(now);
-                if let Some(suppressed) = self.log.allow(now) {
-                    log::warn!(
-                        target: "graphyte",
-                        "sending to carbon failed: {err}; {} lines not written{}",
-                        batch.lines,
-                        if suppressed > 0 { format!(" ({suppressed} similar failures not logged)") } else { String::new() }
-                    );
-                }
-                Err(err)
-            }
+        } else if let Some(suppressed) = self.failure_log.allow(now) {
+            reports.push(Report::Failed {
+                error: copy(),
+                unsent: batch.lines,
+                suppressed,
+            });
+        }
+        error
+    }
+
+    fn succeeded(
+        &mut self,
+        reports: &mut Vec<Report>,
+        lines: usize,
+        bytes: usize,
+        started: Instant,
+    ) {
+        self.fruitless = 0;
+        if let Some(failures) = self.backoff.succeeded() {
+            reports.push(Report::Recovered { failures });
+        }
+        if self.log_sends {
+            reports.push(Report::Sent {
+                lines,
+                bytes,
+                took: started.elapsed(),
+            });
         }
     }
 
     /// Connects if needed and writes as much of `buf` as the socket takes; returns how many
-    /// bytes were accepted and whether all were.
-    fn write_lines(&mut self, buf: &[u8]) -> (usize, io::Result<()>) {
-        match self.socket.connect() {
-            Ok(true) if self.connected_once => {
+    /// bytes it took and how the attempt ended.
+    fn attempt(&mut self, buf: &[u8]) -> (usize, Attempt) {
+        match guarded(|| self.socket.connect()) {
+            Ok(Ok(true)) if self.connected_once => {
                 // The socket found its connection closed by the peer, or we had dropped it.
                 self.connection_lost();
                 Counters::add(&self.shared.counters.reconnects, 1);
             }
-            Ok(_) => {}
-            Err(err) => return (0, Err(err)),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                // Not even connected: an outage, never a refusal of these lines.
+                let attempt = Attempt::Failed {
+                    error,
+                    connected: false,
+                };
+                return (0, attempt);
+            }
+            Err(message) => return (0, Attempt::Panicked { message }),
         }
         self.connected = true;
         self.connected_once = true;
-        let max = self.socket.max_payload().unwrap_or(usize::MAX);
+        let max = match guarded(|| self.socket.max_payload()) {
+            Ok(max) => max.unwrap_or(usize::MAX),
+            Err(message) => return (0, Attempt::Panicked { message }),
+        };
         let mut pos = 0;
         while pos < buf.len() {
             let end = chunk_end(buf, pos, max);
             if end == pos {
-                return (
-                    pos,
-                    Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "line longer than the socket's max_payload",
-                    )),
+                let error = io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "line longer than the socket's max_payload",
                 );
+                let end = line_end(buf, pos);
+                return (pos, Attempt::Refused { error, end });
             }
             while pos < end {
-                match self.socket.send(&buf[pos..end]) {
-                    Ok(0) => return (pos, Err(io::ErrorKind::WriteZero.into())),
-                    Ok(n) => pos += n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return (pos, Err(err)),
+                match guarded(|| self.socket.send(&buf[pos..end])) {
+                    Ok(Ok(0)) => {
+                        let attempt = Attempt::Failed {
+                            error: io::ErrorKind::WriteZero.into(),
+                            connected: true,
+                        };
+                        return (pos, attempt);
+                    }
+                    Ok(Ok(n)) => pos += n.min(end - pos),
+                    Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(Err(error)) if is_refusal(error.kind()) => {
+                        return (pos, Attempt::Refused { error, end });
+                    }
+                    Ok(Err(error)) => {
+                        let attempt = Attempt::Failed {
+                            error,
+                            connected: true,
+                        };
+                        return (pos, attempt);
+                    }
+                    Err(message) => return (pos, Attempt::Panicked { message }),
                 }
             }
         }
-        (pos, Ok(()))
+        (pos, Attempt::Written)
+    }
+
+    /// Counts the first `bytes` of the batch (whole lines) as sent and removes them.
+    fn sent(&mut self, batch: &mut Batch, bytes: usize, now: Instant) {
+        if bytes == 0 {
+            return;
+        }
+        let lines = if bytes == batch.bytes.len() {
+            batch.lines
+        } else {
+            count_lines(&batch.bytes[..bytes])
+        };
+        batch.lines -= lines;
+        batch.bytes.drain(..bytes);
+        Counters::add(&self.shared.counters.sent, lines as u64);
+        Counters::add(&self.shared.counters.sent_bytes, bytes as u64);
+        self.wrote(now, lines);
+    }
+
+    /// Drops the first `bytes` of the batch (whole lines), counted as failed; returns how
+    /// many lines that was.
+    fn give_up(&mut self, batch: &mut Batch, bytes: usize) -> usize {
+        let bytes = bytes.min(batch.bytes.len());
+        let lines = if bytes == batch.bytes.len() {
+            batch.lines
+        } else {
+            count_lines(&batch.bytes[..bytes])
+        };
+        batch.lines -= lines;
+        batch.bytes.drain(..bytes);
+        Counters::add(&self.shared.counters.failed, lines as u64);
+        lines
+    }
+
+    fn drop_connection(&mut self) {
+        let _ = guarded(|| self.socket.disconnect());
+        self.connection_lost();
     }
 
     pub(crate) fn disconnect(&mut self) {
-        self.socket.disconnect();
+        let _ = guarded(|| self.socket.disconnect());
         self.connected = false;
         self.recent.clear();
     }
@@ -188,6 +446,45 @@ impl Link {
     }
 }
 
+/// Errors by which a socket says "never these bytes": drop them and go on.
+fn is_refusal(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+    )
+}
+
+/// Errors that say the server cannot be reached, or is slow: an outage, which keeps the
+/// batch however long it lasts, not a sign that the batch itself is at fault.
+fn says_unreachable(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | NotConnected
+            | HostUnreachable
+            | NetworkUnreachable
+            | AddrNotAvailable
+            | NotFound
+            | TimedOut
+            | WouldBlock
+    )
+}
+
+/// Runs a call into the user's socket, turning a panic into its message.
+fn guarded<R>(call: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|panic| panic_message(&*panic))
+}
+
+/// The text of a panic's payload, when it has one.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// End of the next chunk starting at `pos`: all of the rest if it fits in `max`, otherwise up
 /// to the last newline within `max` bytes (never splitting a line). Returns `pos` if the first
 /// line alone exceeds `max`.
@@ -199,6 +496,22 @@ fn chunk_end(buf: &[u8], pos: usize, max: usize) -> usize {
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(pos, |i| pos + i + 1)
+}
+
+/// Start of the line that `pos` falls in (`pos` itself at a line start).
+fn line_start(buf: &[u8], pos: usize) -> usize {
+    buf[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1)
+}
+
+/// End of the line that starts at `pos`, its newline included.
+fn line_end(buf: &[u8], pos: usize) -> usize {
+    buf[pos..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(buf.len(), |i| pos + i + 1)
 }
 
 fn count_lines(buf: &[u8]) -> usize {
@@ -248,8 +561,8 @@ impl Backoff {
 
     fn failed(&mut self, now: Instant) {
         self.failures += 1;
-        self.retry_at = Some(now + self.delay);
-        self.delay = (self.delay * 2).min(self.max);
+        self.retry_at = Some(later(now, self.delay));
+        self.delay = self.delay.saturating_mul(2).min(self.max);
     }
 
     /// Resets; returns how many failures preceded this success, if any.
@@ -258,36 +571,6 @@ impl Backoff {
         self.delay = self.min;
         let failures = std::mem::take(&mut self.failures);
         (failures > 0).then_some(failures)
-    }
-}
-
-/// Lets one log line through per period; counts the ones it held back.
-pub(crate) struct LogLimit {
-    period: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimit {
-    pub(crate) fn new(period: Duration) -> Self {
-        LogLimit {
-            period,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(number held back since the last line)` when a line may be logged now.
-    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < self.period)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -301,6 +584,15 @@ mod tests {
         assert_eq!(chunk_end(buf, 0, 9), 8);
         assert_eq!(chunk_end(buf, 8, 9), 12);
         assert_eq!(chunk_end(buf, 0, 3), 0);
+    }
+
+    #[test]
+    fn line_bounds_are_found_around_a_position() {
+        let buf = b"aaa\nbbb\nccc\n";
+        assert_eq!(line_start(buf, 5), 4);
+        assert_eq!(line_start(buf, 4), 4);
+        assert_eq!(line_start(buf, 2), 0);
+        assert_eq!(line_end(buf, 4), 8);
     }
 
     #[test]
@@ -319,12 +611,11 @@ mod tests {
     }
 
     #[test]
-    fn log_limit_lets_one_line_through_per_period() {
-        let mut limit = LogLimit::new(Duration::from_secs(10));
+    fn a_backoff_of_duration_max_saturates_instead_of_overflowing() {
+        let mut backoff = Backoff::new(Duration::MAX, Duration::MAX);
         let now = Instant::now();
-        assert_eq!(limit.allow(now), Some(0));
-        assert_eq!(limit.allow(now + Duration::from_secs(1)), None);
-        assert_eq!(limit.allow(now + Duration::from_secs(2)), None);
-        assert_eq!(limit.allow(now + Duration::from_secs(11)), Some(2));
+        backoff.failed(now);
+        backoff.failed(now);
+        assert!(backoff.retry_at.unwrap() > now + Duration::from_secs(3600));
     }
 }

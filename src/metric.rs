@@ -25,18 +25,29 @@ use crate::Error;
 /// let _ = graphyte::Value::from(true);
 /// ```
 ///
-/// Values compare as numbers: `Value::from(5u8) == Value::from(5i64)`, and
-/// `Value::from(1.0) == Value::from(1)`.
+/// Values compare as numbers, exactly: `Value::from(5u8) == Value::from(5i64)` and
+/// `Value::from(1.0) == Value::from(1)`, but `Value::from(2u64.pow(53) + 1)` does not equal
+/// `Value::from(2f64.powi(53))`.
 #[derive(Clone, Copy)]
 pub struct Value(pub(crate) Number);
 
+/// Exact numeric equality: an integer equals a float only when the float is that very
+/// integer, so equality is transitive (`2^53 + 1` does not equal `2^53 as f64`).
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         match (self.as_integer(), other.as_integer()) {
             (Some(a), Some(b)) => a == b,
-            _ => self.as_f64() == other.as_f64(),
+            (Some(int), None) => float_is_integer(other.as_f64(), int),
+            (None, Some(int)) => float_is_integer(self.as_f64(), int),
+            (None, None) => self.as_f64() == other.as_f64(),
         }
     }
+}
+
+/// True when `float` is exactly the integer `int`.
+fn float_is_integer(float: f64, int: i128) -> bool {
+    // Every integral float below 2^127 converts to i128 exactly; larger ones equal no i64/u64.
+    float.fract() == 0.0 && float.abs() < 2f64.powi(127) && float as i128 == int
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -185,6 +196,84 @@ impl Timestamp {
     }
 }
 
+/// A metric name as a send takes it, without copying it first.
+///
+/// - a `&'static str` (a literal) is kept by reference, and its check is remembered;
+/// - a `String` is moved (or, when short, copied into the queued point and freed at once);
+/// - a `&String`, or any `&str` wrapped in [`Name::borrowed`], is copied into the queued point
+///   when it is 56 bytes or shorter, with no allocation; a longer one is copied to the heap.
+///
+/// ```
+/// # let sender = graphyte::Sender::builder("localhost").build()?;
+/// use graphyte::Name;
+/// let host = String::from("web1");
+/// let name = format!("hosts.{host}.load");
+/// sender.send("requests.ok", 1);             // &'static str
+/// sender.send(&name, 0.5);                   // &String: borrowed, not moved
+/// sender.send(Name::borrowed(&name[6..]), 2); // any &str
+/// sender.send(name, 0.7);                    // String: moved
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name<'a>(pub(crate) NameRef<'a>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NameRef<'a> {
+    Static(&'static str),
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl<'a> Name<'a> {
+    /// A name borrowed for the duration of the send: a short one is copied into the queued
+    /// point without allocating.
+    pub fn borrowed(name: &'a str) -> Self {
+        Name(NameRef::Borrowed(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            NameRef::Static(name) => name,
+            NameRef::Borrowed(name) => name,
+            NameRef::Owned(name) => name,
+        }
+    }
+}
+
+impl From<&'static str> for Name<'_> {
+    fn from(name: &'static str) -> Self {
+        Name(NameRef::Static(name))
+    }
+}
+
+impl<'a> From<&'a String> for Name<'a> {
+    fn from(name: &'a String) -> Self {
+        Name(NameRef::Borrowed(name))
+    }
+}
+
+impl From<String> for Name<'_> {
+    fn from(name: String) -> Self {
+        Name(NameRef::Owned(name))
+    }
+}
+
+impl From<Box<str>> for Name<'_> {
+    fn from(name: Box<str>) -> Self {
+        Name(NameRef::Owned(name.into()))
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Name<'a> {
+    fn from(name: Cow<'a, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => Name(NameRef::Borrowed(name)),
+            Cow::Owned(name) => Name(NameRef::Owned(name)),
+        }
+    }
+}
+
 /// One metric with everything it can carry: name, value, and optionally a timestamp and tags.
 ///
 /// Use it with [`Sender::try_send`](crate::Sender::try_send) or
@@ -198,18 +287,18 @@ impl Timestamp {
 /// # let _ = m;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a metric does nothing until it is sent"]
 pub struct Metric<'a> {
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: Name<'a>,
     pub(crate) value: Value,
     pub(crate) timestamp: Option<Timestamp>,
     pub(crate) tags: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Metric<'a> {
-    /// A metric stamped with the time it is sent, with the sender's default tags.
-    ///
-    /// A `&'static str` name costs no allocation; a `String` is moved, not copied.
-    pub fn new(name: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
+    /// A metric stamped with the time it is sent, with the sender's default tags. See
+    /// [`Name`] for what a name can be and what each form costs.
+    pub fn new(name: impl Into<Name<'a>>, value: impl Into<Value>) -> Self {
         Metric {
             name: name.into(),
             value: value.into(),
@@ -219,12 +308,22 @@ impl<'a> Metric<'a> {
     }
 
     /// Sets when the metric was measured (see [`Timestamp`] for rounding and range).
+    ///
+    /// ```
+    /// let m = graphyte::Metric::new("jobs.done", 3).timestamp(std::time::SystemTime::now());
+    /// # let _ = m;
+    /// ```
     pub fn timestamp(mut self, timestamp: impl Into<Timestamp>) -> Self {
         self.timestamp = Some(timestamp.into());
         self
     }
 
     /// Adds Graphite 1.1 tags; they override the sender's default tags of the same name.
+    ///
+    /// ```
+    /// let m = graphyte::Metric::new("jobs.done", 3).tags(&[("queue", "mail")]);
+    /// # let _ = m;
+    /// ```
     pub fn tags(mut self, tags: &'a [(&'a str, &'a str)]) -> Self {
         self.tags = tags;
         self
@@ -258,7 +357,7 @@ enum Kind {
 impl Point {
     #[inline]
     pub(crate) fn new(
-        name: Cow<'static, str>,
+        name: Name<'_>,
         tags: Option<Box<str>>,
         value: Number,
         timestamp: u32,
@@ -309,20 +408,26 @@ pub(crate) struct InlineName {
 
 impl PointName {
     #[inline]
-    fn new(name: Cow<'static, str>) -> Self {
-        match name {
-            Cow::Borrowed(name) => PointName::Static(name),
-            Cow::Owned(name) if name.len() <= INLINE_NAME => {
-                let mut inline = InlineName {
-                    len: name.len(),
-                    bytes: [0; INLINE_NAME],
-                };
-                inline.bytes[..name.len()].copy_from_slice(name.as_bytes());
-                // `name` is freed here, on the thread that allocated it.
-                PointName::Inline(inline)
-            }
-            Cow::Owned(name) => PointName::Owned(name),
+    fn new(name: Name<'_>) -> Self {
+        match name.0 {
+            NameRef::Static(name) => PointName::Static(name),
+            // A borrowed or owned short name is copied; an owned one is freed here, on the
+            // thread that allocated it.
+            NameRef::Borrowed(name) if name.len() <= INLINE_NAME => Self::inline(name),
+            NameRef::Owned(name) if name.len() <= INLINE_NAME => Self::inline(&name),
+            NameRef::Borrowed(name) => PointName::Owned(name.to_owned()),
+            NameRef::Owned(name) => PointName::Owned(name),
         }
+    }
+
+    #[inline]
+    fn inline(name: &str) -> Self {
+        let mut inline = InlineName {
+            len: name.len(),
+            bytes: [0; INLINE_NAME],
+        };
+        inline.bytes[..name.len()].copy_from_slice(name.as_bytes());
+        PointName::Inline(inline)
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
@@ -374,11 +479,32 @@ mod tests {
 
     #[test]
     fn short_owned_names_are_copied_and_long_ones_moved() {
-        let short = Point::new(Cow::Owned("a".repeat(56)), None, Number::Int(1), 1);
-        let long = Point::new(Cow::Owned("b".repeat(57)), None, Number::Int(1), 1);
+        let short = Point::new(Name::from("a".repeat(56)), None, Number::Int(1), 1);
+        let long = Point::new(Name::from("b".repeat(57)), None, Number::Int(1), 1);
         assert!(matches!(short.name, PointName::Inline(_)));
         assert!(matches!(long.name, PointName::Owned(_)));
         assert_eq!(short.name.as_bytes(), "a".repeat(56).as_bytes());
+    }
+
+    #[test]
+    fn a_short_borrowed_name_is_copied_and_a_long_one_owned() {
+        let text = "c".repeat(57);
+        let short = Point::new(Name::borrowed(&text[..56]), None, Number::Int(1), 1);
+        let long = Point::new(Name::borrowed(&text), None, Number::Int(1), 1);
+        assert!(matches!(short.name, PointName::Inline(_)));
+        assert!(matches!(long.name, PointName::Owned(_)));
+    }
+
+    #[test]
+    fn value_equality_is_exact_and_so_transitive() {
+        let big = 2u64.pow(53);
+        assert_ne!(Value::from(big + 1), Value::from(big as f64));
+        assert_eq!(Value::from(big), Value::from(big as f64));
+        assert_eq!(Value::from(1.0), Value::from(1u8));
+        assert_ne!(Value::from(0.5), Value::from(0));
+        assert_ne!(Value::from(u64::MAX), Value::from(u64::MAX as f64));
+        assert_eq!(Value::from(-3i64), Value::from(-3.0f32));
+        assert_ne!(Value::from(f64::NAN), Value::from(f64::NAN));
     }
 
     #[test]
@@ -389,10 +515,7 @@ mod tests {
             Number::F32(-0.1),
             Number::F64(1e300),
         ] {
-            assert_eq!(
-                Point::new(Cow::Borrowed("a"), None, value, 1).value(),
-                value
-            );
+            assert_eq!(Point::new(Name::from("a"), None, value, 1).value(), value);
         }
     }
 }

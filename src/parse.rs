@@ -1,12 +1,11 @@
 //! Reading Carbon plaintext lines (`name[;tags] value [timestamp]`), by the same rules the
 //! sender writes them with.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use crate::metric::Number;
 use crate::validate::{self, MAX_LINE_LEN};
-use crate::{Error, Metric, Timestamp, Value};
+use crate::{Error, Metric, Name, Timestamp, Value};
 
 /// One plaintext line, checked: what [`parse_line`] returns.
 ///
@@ -58,10 +57,10 @@ impl<'a> Line<'a> {
         self.timestamp
     }
 
-    /// The line as a [`Metric`] to send on (the name is copied). Without a timestamp, it is
-    /// stamped when sent.
+    /// The line as a [`Metric`] to send on, borrowing its name (copied into the queued point
+    /// without allocation when short). Without a timestamp, it is stamped when sent.
     pub fn to_metric(&self) -> Metric<'_> {
-        let metric = Metric::new(Cow::Owned(self.name.to_owned()), self.value).tags(&self.tags);
+        let metric = Metric::new(Name::borrowed(self.name), self.value).tags(&self.tags);
         match self.timestamp {
             Some(timestamp) => metric.timestamp(timestamp),
             None => metric,
@@ -74,9 +73,16 @@ impl<'a> Line<'a> {
 ///
 /// It accepts exactly what a [`Sender`](crate::Sender) would write, so a line it accepts is
 /// safe to forward to Carbon; anything else is an [`Error`] saying what is wrong: invalid
-/// UTF-8, a carriage return or other control character, a bad name or tag, a value that is
+/// UTF-8, a carriage return or other control character, a bad name or tag (or an untagged
+/// name Carbon could not store), a value that is
 /// not a finite decimal number (`0x10`, `1_000`, `nan`, `1e400` are refused), a timestamp
 /// that is not Unix seconds from 1 to 4294967295, or a line over 16,384 bytes.
+///
+/// # Errors
+///
+/// [`Error::InvalidLine`] for a line not of that form, [`Error::InvalidName`],
+/// [`Error::InvalidTag`], [`Error::InvalidValue`] or [`Error::InvalidTimestamp`] for a bad
+/// field, [`Error::LineTooLong`] for a line over 16,384 bytes.
 ///
 /// ```
 /// assert!(graphyte::parse_line(b"a.b 1.5").is_ok());
@@ -102,16 +108,13 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Error> {
     }
     let mut parts = path.split(';');
     let name = parts.next().unwrap_or_default();
-    validate::check_name(name)?;
     let tags = parts
         .map(|tag| {
             let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
             validate::check_tag(key, value).map(|()| (key, value))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    if !tags.is_empty() {
-        validate::check_tagged_name(name)?;
-    }
+    validate::check_line_name(name, !tags.is_empty())?;
     let value = parse_value(value)?;
     let timestamp = timestamp.map(parse_timestamp).transpose()?;
     Ok(Line {

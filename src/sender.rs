@@ -1,323 +1,48 @@
-//! `Sender`, its `Builder`, and what a send does on the caller's thread: check, stamp, queue.
+//! `Sender`: what a send does on the caller's thread (check, stamp, queue), and flush and
+//! shutdown.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{self as channel, SendTimeoutError, TrySendError};
+use crossbeam_channel::{self as channel, SendTimeoutError, TrySendError, select};
 use parking_lot::Mutex;
 
+use crate::Error;
+use crate::builder::{Builder, FullQueue, Transport};
 use crate::clock::now_secs;
 use crate::encode::{LineFormat, tag_suffix};
-use crate::link::{Batch, Link, LogLimit};
-use crate::metric::{Metric, Point, Timestamp, Value};
-use crate::socket::{DEFAULT_MAX_DATAGRAM, TcpSocket, UdpSocket};
+use crate::link::{Batch, Link, Report};
+use crate::metric::{Metric, Name, Point, Timestamp, Value};
+use crate::report::{LogLimit, later, report};
+use crate::socket::{SendSocket, TcpSocket, UdpSocket};
 use crate::stats::{Counters, Stats};
-use crate::validate::{self, LINE_OVERHEAD, MAX_LINE_LEN};
-use crate::worker::{Command, Shared, Worker};
-use crate::{Error, SendSocket};
+use crate::validate::{self, LINE_OVERHEAD, MAX_LINE_LEN, Prefix};
+use crate::worker::{Control, Msg, Shared, Worker};
 
-/// Default Carbon plaintext port.
-pub const DEFAULT_PORT: u16 = 2003;
-/// Default timeout for connecting, writing, flushing and shutting down.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default flush interval of background mode.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-/// Default queue capacity of background mode, in metrics (112 bytes each: about 1.8 MB,
-/// allocated up front).
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
-/// Default number of lines per batch.
-pub const DEFAULT_BATCH_SIZE: usize = 1000;
-
-/// The transport a [`Builder`] sets up when no custom [`SendSocket`] is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transport {
-    /// One persistent TCP connection (the default).
-    #[default]
-    Tcp,
-    /// UDP datagrams of whole lines (see [`Builder::max_datagram`]).
-    Udp,
-}
-
-/// What a background-mode send does when the queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FullQueue {
-    /// Drop the metric and count it in [`Stats::dropped`] (the default): the caller never
-    /// waits.
-    #[default]
-    Drop,
-    /// Wait until the worker makes room. The caller can then be held up by a slow or
-    /// unreachable Carbon.
-    Block,
-}
-
-/// Configures and builds a [`Sender`]. Created by [`Sender::builder`].
-///
-/// ```
-/// use std::time::Duration;
-/// let sender = graphyte::Sender::builder("carbon.example.com")
-///     .port(2003)
-///     .prefix("myapp")
-///     .tag("host", "web1")
-///     .interval(Duration::from_secs(10))
-///     .build()?;
-/// # Ok::<(), graphyte::Error>(())
-/// ```
-#[must_use = "a builder does nothing until built"]
-pub struct Builder {
-    host: String,
-    port: u16,
-    prefix: Option<String>,
-    timeout: Duration,
-    interval: Option<Duration>,
-    queue_capacity: usize,
-    batch_size: usize,
-    tags: Vec<(String, String)>,
-    transport: Transport,
-    max_datagram: usize,
-    log_sends: bool,
-    full_queue: FullQueue,
-    backoff: (Duration, Duration),
-    socket: Option<Box<dyn SendSocket>>,
-}
-
-impl fmt::Debug for Builder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("prefix", &self.prefix)
-            .field("interval", &self.interval)
-            .field("transport", &self.transport)
-            .field("custom_socket", &self.socket.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Builder {
-    fn new(host: String) -> Self {
-        Builder {
-            host,
-            port: DEFAULT_PORT,
-            prefix: None,
-            timeout: DEFAULT_TIMEOUT,
-            interval: Some(DEFAULT_INTERVAL),
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            batch_size: DEFAULT_BATCH_SIZE,
-            tags: Vec::new(),
-            transport: Transport::Tcp,
-            max_datagram: DEFAULT_MAX_DATAGRAM,
-            log_sends: false,
-            full_queue: FullQueue::Drop,
-            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
-            socket: None,
-        }
-    }
-
-    /// Carbon's port (default 2003).
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Put before every metric name, joined with a `.`.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
-    }
-
-    /// Timeout for connecting and writing, and for flush and shutdown (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Background mode (the default, every 1 s): sends only queue the metric; a worker
-    /// thread writes a batch whenever `batch_size` lines are waiting, and whatever is waiting
-    /// at least every `interval`.
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = Some(interval);
-        self
-    }
-
-    /// Synchronous mode: every send formats and writes its line on the calling thread, and
-    /// [`Sender::try_send`] reports I/O errors. The caller waits for the network.
-    pub fn synchronous(mut self) -> Self {
-        self.interval = None;
-        self
-    }
-
-    /// How many metrics the background queue holds (default 16,384).
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
-        self
-    }
-
-    /// Most lines in one write (default 1000).
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// Adds a default tag, put on every metric that does not set the same tag itself.
-    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.tags.push((key.into(), value.into()));
-        self
-    }
-
-    /// TCP (default) or UDP.
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// Most bytes per UDP datagram (default 1432, at most 8192). A line longer than this is
-    /// refused over UDP.
-    pub fn max_datagram(mut self, bytes: usize) -> Self {
-        self.max_datagram = bytes;
-        self
-    }
-
-    /// Log every successful write at `info` level (target `graphyte`).
-    pub fn log_sends(mut self, log_sends: bool) -> Self {
-        self.log_sends = log_sends;
-        self
-    }
-
-    /// What a send does when the background queue is full (default: drop and count).
-    pub fn full_queue(mut self, policy: FullQueue) -> Self {
-        self.full_queue = policy;
-        self
-    }
-
-    /// Wait between failed attempts to reach Carbon: starts at `min`, doubles up to `max`
-    /// (default 100 ms to 5 s).
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff = (min, max.max(min));
-        self
-    }
-
-    /// Sends through `socket` instead of the built-in transport; host, port, transport and
-    /// max_datagram are then unused.
-    pub fn socket(mut self, socket: impl SendSocket) -> Self {
-        self.socket = Some(Box::new(socket));
-        self
-    }
-
-    /// Checks the configuration and starts the worker (background mode). Nothing is
-    /// connected yet: the first batch connects, so this succeeds while Carbon is down.
-    pub fn build(self) -> Result<Sender, Error> {
-        crate::clock::start();
-        if self.batch_size == 0 {
-            return Err(Error::Config("batch_size must be at least 1"));
-        }
-        if self.queue_capacity == 0 {
-            return Err(Error::Config("queue_capacity must be at least 1"));
-        }
-        if self.interval.is_some_and(|i| i.is_zero()) {
-            return Err(Error::Config("interval must be more than zero"));
-        }
-        let prefix = match &self.prefix {
-            Some(prefix) => {
-                validate::check_name(prefix)?;
-                validate::check_tagged_name(prefix)?;
-                format!("{prefix}.")
-            }
-            None => String::new(),
-        };
-        for (key, value) in &self.tags {
-            validate::check_tag(key, value)?;
-        }
-        let socket: Box<dyn SendSocket> = match self.socket {
-            Some(socket) => socket,
-            None => match self.transport {
-                Transport::Tcp => Box::new(TcpSocket::new(&self.host, self.port, self.timeout)),
-                Transport::Udp => {
-                    Box::new(UdpSocket::new(&self.host, self.port, self.max_datagram))
-                }
-            },
-        };
-        let format = LineFormat {
-            prefix: prefix.into(),
-            default_tags: tag_suffix(self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .into(),
-        };
-        let rules = Rules {
-            max_line: socket
-                .max_payload()
-                .map_or(MAX_LINE_LEN, |m| m.min(MAX_LINE_LEN)),
-            overhead: format.prefix.len() + LINE_OVERHEAD,
-            prefixed: !format.prefix.is_empty(),
-            default_tags: self.tags,
-            default_tags_len: format.default_tags.len(),
-        };
-        let shared = Arc::new(Shared::default());
-        let link = Link::new(
-            socket,
-            Arc::clone(&shared),
-            self.backoff,
-            self.interval.unwrap_or(SYNC_LOG_PERIOD),
-            self.log_sends,
-        );
-        let mode = match self.interval {
-            None => Mode::Sync(Mutex::new(SyncLink {
-                link,
-                format,
-                batch: Batch::default(),
-            })),
-            Some(interval) => {
-                let (points, queued) = channel::bounded(self.queue_capacity);
-                // Bounded, so sending a command never allocates; a wake finding it full is
-                // not needed anyway.
-                let (commands, command_rx) = channel::bounded(COMMAND_CAPACITY);
-                let worker = Worker {
-                    points: queued.clone(),
-                    commands: command_rx,
-                    shared: Arc::clone(&shared),
-                    format,
-                    link,
-                    batch_size: self.batch_size,
-                    interval,
-                }
-                .spawn()?;
-                let wake_threshold = self.batch_size.min(self.queue_capacity / 2).max(1);
-                Mode::Background(Background {
-                    points,
-                    queued,
-                    commands,
-                    worker: Mutex::new(Some(worker)),
-                    block: self.full_queue == FullQueue::Block,
-                    wake_threshold,
-                    check_mask: if wake_threshold >= 128 { 63 } else { 0 },
-                })
-            }
-        };
-        Ok(Sender {
-            inner: Arc::new(Inner {
-                rules,
-                shared,
-                timeout: self.timeout,
-                refusals: Mutex::new(LogLimit::new(SYNC_LOG_PERIOD)),
-                mode,
-            }),
-        })
-    }
-}
-
-/// Commands the worker's command channel holds: wakes, flushes and a shutdown.
-const COMMAND_CAPACITY: usize = 64;
+/// Wake-ups the worker's wake channel holds; a wake finding it full is not needed anyway.
+const WAKE_CAPACITY: usize = 64;
 
 /// How often errors of synchronous mode and refused metrics may be logged.
 const SYNC_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// A little past a shutdown's deadline, for the worker to count and report what it gave up.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
+/// How long a blocked send waits for room before it looks for a shutdown again.
+const BLOCKED_SEND_SLICE: Duration = Duration::from_millis(10);
 
 /// Sends metrics to Carbon. Cheap to clone: clones share one queue, worker and connection.
 ///
 /// The worker stops when the last clone is dropped (after writing what is queued, within the
 /// timeout) or at [`shutdown`](Sender::shutdown); dropping one clone never stops it.
+///
+/// A send can block or touch the network in two cases only: synchronous mode
+/// ([`Builder::synchronous`]) writes on the caller's thread, and [`FullQueue::Block`] waits
+/// for room in a full queue. Otherwise it checks, stamps and queues the metric, and returns.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -344,7 +69,7 @@ struct Inner {
     rules: Rules,
     shared: Arc<Shared>,
     timeout: Duration,
-    refusals: Mutex<LogLimit>,
+    refusals: LogLimit,
     mode: Mode,
 }
 
@@ -353,7 +78,7 @@ struct Rules {
     max_line: usize,
     /// Line bytes besides name and tags, at their longest.
     overhead: usize,
-    prefixed: bool,
+    prefix: Prefix,
     default_tags: Vec<(String, String)>,
     default_tags_len: usize,
 }
@@ -364,16 +89,18 @@ enum Mode {
 }
 
 struct Background {
-    points: channel::Sender<Point>,
-    /// A receiver kept so that, after shutdown, points left on the queue can be counted.
-    queued: channel::Receiver<Point>,
-    commands: channel::Sender<Command>,
+    queue: channel::Sender<Msg>,
+    /// Kept so that points left on the queue after the worker stopped can still be counted.
+    queued: channel::Receiver<Msg>,
+    wakes: channel::Sender<()>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    worker_id: ThreadId,
+    /// Disconnected when the worker has ended.
+    exit: channel::Receiver<()>,
     block: bool,
-    /// Queue length at which a sender wakes the worker.
-    wake_threshold: usize,
-    /// The queue length is looked at when a thread's send count has these bits clear.
-    check_mask: u32,
+    batch_size: usize,
+    /// Queue length at which a sender wakes the worker whatever it holds.
+    queue_threshold: usize,
 }
 
 struct SyncLink {
@@ -384,25 +111,137 @@ struct SyncLink {
 
 impl Sender {
     /// Starts configuring a sender for Carbon at `host` (a name or an IP address).
+    ///
+    /// ```
+    /// let sender = graphyte::Sender::builder("carbon.example.com").build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     pub fn builder(host: impl Into<String>) -> Builder {
         Builder::new(host.into())
+    }
+
+    /// Starts a sender for a checked configuration.
+    pub(crate) fn start(builder: Builder) -> Result<Sender, Error> {
+        crate::clock::start();
+        let (prefix, prefix_text) = match &builder.prefix {
+            Some(prefix) => (validate::check_prefix(prefix)?, format!("{prefix}.")),
+            None => (Prefix::default(), String::new()),
+        };
+        for (key, value) in &builder.tags {
+            validate::check_tag(key, value)?;
+        }
+        let socket: Box<dyn SendSocket> = match builder.socket {
+            Some(socket) => socket,
+            None => match builder.transport {
+                Transport::Tcp => {
+                    Box::new(TcpSocket::new(&builder.host, builder.port, builder.timeout))
+                }
+                Transport::Udp => Box::new(UdpSocket::new(
+                    &builder.host,
+                    builder.port,
+                    builder.max_datagram,
+                )),
+            },
+        };
+        let tags = builder.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let format = LineFormat {
+            prefix: prefix_text.into(),
+            default_tags: tag_suffix(tags).into(),
+        };
+        let rules = Rules {
+            max_line: socket
+                .max_payload()
+                .map_or(MAX_LINE_LEN, |m| m.min(MAX_LINE_LEN)),
+            overhead: prefix.len + LINE_OVERHEAD,
+            prefix,
+            default_tags_len: format.default_tags.len(),
+            default_tags: builder.tags,
+        };
+        let shared = Arc::new(Shared::default());
+        let link = Link::new(
+            socket,
+            Arc::clone(&shared),
+            builder.backoff,
+            builder.interval.unwrap_or(SYNC_LOG_PERIOD),
+            builder.log_sends,
+        );
+        let mode = match builder.interval {
+            None => Mode::Sync(Mutex::new(SyncLink {
+                link,
+                format,
+                batch: Batch::default(),
+            })),
+            Some(interval) => {
+                let (queue, queued) = channel::bounded(builder.queue_capacity);
+                let (wakes, wake_rx) = channel::bounded(WAKE_CAPACITY);
+                let (exit_tx, exit) = channel::bounded(0);
+                let queue_threshold = (builder.queue_capacity / 2).max(1);
+                let worker = Worker {
+                    queue: queued.clone(),
+                    wakes: wake_rx,
+                    shared: Arc::clone(&shared),
+                    format,
+                    link,
+                    batch_size: builder.batch_size,
+                    interval,
+                    queue_threshold,
+                    timeout: builder.timeout,
+                    exit: exit_tx,
+                }
+                .spawn()?;
+                Mode::Background(Background {
+                    queue,
+                    queued,
+                    wakes,
+                    worker_id: worker.thread().id(),
+                    worker: Mutex::new(Some(worker)),
+                    exit,
+                    block: builder.full_queue == FullQueue::Block,
+                    batch_size: builder.batch_size,
+                    queue_threshold,
+                })
+            }
+        };
+        Ok(Sender {
+            inner: Arc::new(Inner {
+                rules,
+                shared,
+                timeout: builder.timeout,
+                refusals: LogLimit::new(SYNC_LOG_PERIOD),
+                mode,
+            }),
+        })
     }
 
     /// Sends `value` for `name`, stamped now. Never fails: a refused or dropped metric is
     /// counted in [`stats`](Sender::stats) and logged (rate-limited).
     ///
-    /// A `&'static str` name costs no allocation; pass a `String` for a built name.
+    /// A `&'static str` name costs no allocation, nor does a borrowed one of up to 56 bytes
+    /// (see [`Name`]).
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.send("requests.ok", 42);
+    /// sender.send(format!("hosts.{}.load", "web1"), 0.5);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     #[inline]
-    pub fn send(&self, name: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+    pub fn send<'a>(&self, name: impl Into<Name<'a>>, value: impl Into<Value>) {
         if let Err(err) = self.submit(name.into(), value.into(), None, &[]) {
             self.inner.log_failed_send(&err);
         }
     }
 
     /// Sends `value` for `name` at `timestamp` (see [`Timestamp`] for units and rounding).
-    pub fn send_at(
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.send_at("batch.rows", 1500, std::time::SystemTime::now());
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn send_at<'a>(
         &self,
-        name: impl Into<Cow<'static, str>>,
+        name: impl Into<Name<'a>>,
         value: impl Into<Value>,
         timestamp: impl Into<Timestamp>,
     ) {
@@ -410,9 +249,15 @@ impl Sender {
     }
 
     /// Sends `value` for `name` with tags, which override default tags of the same name.
-    pub fn send_tagged(
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.send_tagged("queue.depth", 7, &[("queue", "mail")]);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn send_tagged<'a>(
         &self,
-        name: impl Into<Cow<'static, str>>,
+        name: impl Into<Name<'a>>,
         value: impl Into<Value>,
         tags: &[(&str, &str)],
     ) {
@@ -420,6 +265,12 @@ impl Sender {
     }
 
     /// Sends a [`Metric`]; like [`send`](Sender::send), errors are counted and logged.
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.send_metric(graphyte::Metric::new("disk.free", 12.5).tags(&[("mount", "/var")]));
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     #[inline]
     pub fn send_metric(&self, metric: Metric<'_>) {
         if let Err(err) = self.try_send(metric) {
@@ -429,9 +280,12 @@ impl Sender {
 
     /// Sends a [`Metric`] and says what happened to it.
     ///
-    /// Errors: the input is invalid ([`Error::is_invalid_input`]); in background mode the
-    /// queue is full ([`Error::QueueFull`]) or the sender was shut down ([`Error::Closed`]);
-    /// in synchronous mode writing failed ([`Error::Io`]).
+    /// # Errors
+    ///
+    /// The input is invalid ([`Error::is_invalid_input`]); in background mode the queue is
+    /// full ([`Error::QueueFull`]) or the sender was shut down ([`Error::Closed`]); in
+    /// synchronous mode writing failed ([`Error::Io`]), the sender was shut down, or the send
+    /// came from inside the sender's own write ([`Error::Reentrant`]).
     ///
     /// ```
     /// use graphyte::{Error, Metric, Sender};
@@ -455,7 +309,7 @@ impl Sender {
     #[inline]
     fn submit(
         &self,
-        name: Cow<'static, str>,
+        name: Name<'_>,
         value: Value,
         timestamp: Option<Timestamp>,
         tags: &[(&str, &str)],
@@ -468,63 +322,70 @@ impl Sender {
         let point = Point::new(name, tags, value.0, timestamp);
         match &inner.mode {
             Mode::Background(background) => background.send(point, &inner.shared),
-            Mode::Sync(link) => link.lock().send(point, &inner.shared),
+            Mode::Sync(link) => inner.send_now(link, point),
         }
     }
 
-    /// Writes everything queued so far and waits for it (up to the timeout). In synchronous
-    /// mode there is nothing to flush.
+    /// Writes everything queued so far and waits for it, up to the sender's timeout. In
+    /// synchronous mode, and after a shutdown, there is nothing to flush.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if Carbon could not be written to (what was not written stays queued
+    /// and is retried); [`Error::Timeout`] if the worker did not finish in time, or if this
+    /// is called on the worker's own thread (from a logger), which cannot wait for itself;
+    /// [`Error::Closed`] if the sender was shut down meanwhile; [`Error::WorkerPanicked`].
+    ///
+    /// ```no_run
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.send("deploys", 1);
+    /// sender.flush()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     pub fn flush(&self) -> Result<(), Error> {
         let Mode::Background(background) = &self.inner.mode else {
             return Ok(());
         };
-        if self.inner.shared.stopped.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let (done, answer) = channel::bounded(1);
-        let deadline = Instant::now() + self.inner.timeout;
-        match background
-            .commands
-            .send_deadline(Command::Flush(done), deadline)
-        {
-            Ok(()) => {}
-            Err(SendTimeoutError::Timeout(_)) => return Err(Error::Timeout),
-            Err(SendTimeoutError::Disconnected(_)) => return Err(Error::Closed),
-        }
-        match answer.recv_deadline(deadline) {
-            Ok(result) => result.map_err(Error::Io),
-            Err(channel::RecvTimeoutError::Timeout) => Err(Error::Timeout),
-            Err(channel::RecvTimeoutError::Disconnected) => Ok(()),
-        }
+        background.flush(&self.inner.shared, self.inner.timeout)
     }
 
-    /// Stops the worker shared by all clones: writes what is queued, giving up after
-    /// `timeout` (what is left is counted as failed), and joins the thread. Later sends are
-    /// dropped and counted. Returns [`Error::Timeout`] if the worker did not finish in time
-    /// (it is then left to finish on its own). Calling it again does nothing.
+    /// Stops the worker shared by all clones: writes what was queued before this call,
+    /// retrying until `timeout`, counts what it could not write as failed, and joins the
+    /// thread. Later sends are refused with [`Error::Closed`] and counted as dropped.
+    /// Calling it again does nothing. In synchronous mode it closes the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the worker did not finish in time (it is then left to finish on
+    /// its own), or if the queue stayed full until the timeout (then nothing was stopped and
+    /// it may be called again); [`Error::WorkerPanicked`] if the worker had died.
+    ///
+    /// ```no_run
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// sender.shutdown(std::time::Duration::from_secs(2))?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         self.inner.shutdown(timeout)
     }
 
     /// A snapshot of this sender's counters (shared by all clones).
+    ///
+    /// ```
+    /// let sender = graphyte::Sender::builder("localhost").build()?;
+    /// assert_eq!(sender.stats().queued, 0);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    #[must_use]
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
-        match &self.inner.mode {
-            Mode::Background(background) => shared.counters.snapshot(
+        shared.counters.snapshot(|| match &self.inner.mode {
+            Mode::Background(background) => (
                 background.queued.len() as u64,
                 shared.stopped.load(Ordering::Acquire),
             ),
-            Mode::Sync(_) => shared.counters.snapshot(0, false),
-        }
-    }
-
-    /// True when both handles share one sender (one queue and worker).
-    pub(crate) fn same_as(&self, other: &Sender) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        self.inner.timeout
+            Mode::Sync(_) => (0, false),
+        })
     }
 }
 
@@ -532,13 +393,9 @@ impl Inner {
     /// Checks a metric: every error is found on the caller's thread, before anything is
     /// queued. Returns its timestamp and, if the call has its own tags, their suffix.
     #[inline]
-    #[expect(
-        clippy::ptr_arg,
-        reason = "a borrowed name is 'static: its check is remembered"
-    )]
     fn check(
         &self,
-        name: &Cow<'static, str>,
+        name: &Name<'_>,
         value: Value,
         timestamp: Option<Timestamp>,
         tags: &[(&str, &str)],
@@ -552,10 +409,6 @@ impl Inner {
             None => now_secs(),
             Some(timestamp) => timestamp.to_secs()?,
         };
-        match name {
-            Cow::Borrowed(name) => validate::check_static_name(name)?,
-            Cow::Owned(name) => validate::check_name(name)?,
-        }
         let tags = if tags.is_empty() {
             None
         } else {
@@ -564,11 +417,8 @@ impl Inner {
         let tags_len = tags
             .as_ref()
             .map_or(self.rules.default_tags_len, |t| t.len());
-        // A prefix was checked for this when the sender was built.
-        if tags_len > 0 && !self.rules.prefixed {
-            validate::check_tagged_name(name)?;
-        }
-        let len = self.rules.overhead + name.len() + tags_len;
+        validate::check_name(self.rules.prefix, name, tags_len > 0)?;
+        let len = self.rules.overhead + name.as_str().len() + tags_len;
         if len > self.rules.max_line {
             return Err(Error::LineTooLong {
                 len,
@@ -604,11 +454,12 @@ impl Inner {
         if matches!(err, Error::QueueFull) {
             return;
         }
-        if let Some(suppressed) = self.refusals.lock().allow(Instant::now()) {
+        if let Some(suppressed) = self.refusals.allow(Instant::now()) {
             let counters = &self.shared.counters;
-            log::warn!(
-                target: "graphyte",
-                "metric not sent: {err} ({} refused, {} dropped, {} failed in all; {suppressed} not logged since the last report)",
+            report!(
+                Warn,
+                "metric not sent: {err} ({} refused, {} dropped, {} failed in all; \
+                 {suppressed} not logged since the last report)",
                 counters.refused.load(Ordering::Relaxed),
                 counters.dropped.load(Ordering::Relaxed),
                 counters.failed.load(Ordering::Relaxed),
@@ -616,34 +467,43 @@ impl Inner {
         }
     }
 
-    fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        let background = match &self.mode {
-            Mode::Background(background) => background,
-            Mode::Sync(link) => {
-                link.lock().link.disconnect();
-                return Ok(());
-            }
-        };
-        let Some(worker) = background.worker.lock().take() else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + timeout;
-        let (done, finished) = channel::bounded(1);
-        match background
-            .commands
-            .send_deadline(Command::Shutdown { deadline, done }, deadline)
-        {
-            Ok(()) => {}
-            Err(SendTimeoutError::Timeout(_)) => return Err(Error::Timeout),
-            Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
+    /// Synchronous mode: writes the point on this thread. What the write has to report is
+    /// logged once the lock is released, as a logger may send metrics through this sender.
+    fn send_now(&self, link: &Mutex<SyncLink>, point: Point) -> Result<(), Error> {
+        let me = self as *const Inner as usize;
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(self.dropped(Error::Closed));
         }
-        // A little past the deadline, for the worker to count and report what it gave up.
-        match finished.recv_deadline(deadline + Duration::from_millis(100)) {
-            Ok(()) | Err(channel::RecvTimeoutError::Disconnected) => {
-                let _ = worker.join();
+        if SYNC_WRITING.try_with(Cell::get).ok() == Some(me) {
+            // Our own socket sends through us: waiting for the lock would wait for ourselves.
+            return Err(self.dropped(Error::Reentrant));
+        }
+        let outer = SYNC_WRITING.try_with(|writing| writing.replace(me)).ok();
+        let mut reports = Vec::new();
+        let result = link.lock().send(point, &self.shared, &mut reports);
+        if let Some(outer) = outer {
+            let _ = SYNC_WRITING.try_with(|writing| writing.set(outer));
+        }
+        for report in &reports {
+            report.log();
+        }
+        result
+    }
+
+    #[cold]
+    fn dropped(&self, err: Error) -> Error {
+        Counters::add(&self.shared.counters.dropped, 1);
+        err
+    }
+
+    fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        match &self.mode {
+            Mode::Background(background) => background.shutdown(&self.shared, timeout),
+            Mode::Sync(link) => {
+                self.shared.closed.store(true, Ordering::Release);
+                link.lock().link.disconnect();
                 Ok(())
             }
-            Err(channel::RecvTimeoutError::Timeout) => Err(Error::Timeout),
         }
     }
 }
@@ -651,94 +511,225 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(err) = self.shutdown(self.timeout) {
-            log::error!(target: "graphyte", "shutting down the last sender handle: {err}");
+            report!(Error, "shutting down the last sender handle: {err}");
         }
     }
 }
 
 thread_local! {
-    /// Sends made on this thread, to look at the queue length only every so often.
-    static SENDS: Cell<u32> = const { Cell::new(0) };
+    /// The synchronous sender this thread is writing with, if any (its address).
+    static SYNC_WRITING: Cell<usize> = const { Cell::new(0) };
 }
 
 impl Background {
     #[inline]
     fn send(&self, point: Point, shared: &Shared) -> Result<(), Error> {
-        if shared.stopped.load(Ordering::Relaxed) {
-            Counters::add(&shared.counters.dropped, 1);
-            return Err(Error::Closed);
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(dropped(shared, Error::Closed));
         }
-        match self.points.try_send(point) {
+        if self.block {
+            return self.send_or_wait(point, shared);
+        }
+        match self.queue.try_send(Msg::Point(point)) {
             Ok(()) => {
                 self.after_send(shared);
                 Ok(())
             }
-            Err(TrySendError::Full(point)) => {
+            Err(TrySendError::Full(_)) => {
                 self.wake(shared);
-                if self.block {
-                    self.send_blocking(point, shared)
-                } else {
-                    Counters::add(&shared.counters.dropped, 1);
-                    Err(Error::QueueFull)
-                }
+                Err(dropped(shared, Error::QueueFull))
             }
-            Err(TrySendError::Disconnected(_)) => {
-                Counters::add(&shared.counters.dropped, 1);
-                Err(Error::Closed)
-            }
+            Err(TrySendError::Disconnected(_)) => Err(dropped(shared, Error::Closed)),
         }
     }
 
-    /// Wakes the worker when a batch is waiting. The queue length is looked at only every
-    /// 64 sends of a thread, and the worker woken at most once until it runs.
+    /// Wakes the worker when it sleeps and a full batch is waiting. A sender reads the queue
+    /// length only while the worker sleeps, when the queue's head does not move, so it costs
+    /// a few loads from the sender's own cache.
+    ///
+    /// No full batch waits for the interval: the queueing above is a `SeqCst` read-modify-
+    /// write of the queue's tail, and the worker stores `sleeping` (`SeqCst`) before it looks
+    /// at the queue one last time, so either this sees it asleep or it sees this point.
+    #[inline]
     fn after_send(&self, shared: &Shared) {
-        let due = SENDS
-            .try_with(|sends| {
-                let n = sends.get().wrapping_add(1);
-                sends.set(n);
-                n & self.check_mask == 0
-            })
-            .unwrap_or(true);
-        if due && self.points.len() >= self.wake_threshold {
+        if shared.sleeping.load(Ordering::SeqCst)
+            && !shared.wake_pending.load(Ordering::Relaxed)
+            && self.batch_due(shared)
+        {
             self.wake(shared);
         }
+    }
+
+    #[inline]
+    fn batch_due(&self, shared: &Shared) -> bool {
+        let queued = self.queue.len();
+        queued >= self.queue_threshold
+            || queued + shared.held.load(Ordering::Relaxed) >= self.batch_size
     }
 
     fn wake(&self, shared: &Shared) {
         if !shared.wake_pending.load(Ordering::Relaxed)
             && !shared.wake_pending.swap(true, Ordering::AcqRel)
         {
-            let _ = self.commands.try_send(Command::Wake);
+            let _ = self.wakes.try_send(());
         }
     }
 
-    fn send_blocking(&self, mut point: Point, shared: &Shared) -> Result<(), Error> {
+    /// Wakes the worker whatever it is doing, for a control on the queue.
+    fn wake_now(&self) {
+        let _ = self.wakes.try_send(());
+    }
+
+    fn on_worker_thread(&self) -> bool {
+        thread::current().id() == self.worker_id
+    }
+
+    /// `FullQueue::Block`: waits for room. Counted in `blocking_sends` for as long as it
+    /// runs, so that a shutdown lets it finish before it queues its own control: a point
+    /// whose send returned `Ok` is then always before the shutdown, and written.
+    fn send_or_wait(&self, point: Point, shared: &Shared) -> Result<(), Error> {
+        shared.blocking_sends.fetch_add(1, Ordering::SeqCst);
+        let result = self.queue_or_wait(Msg::Point(point), shared);
+        shared.blocking_sends.fetch_sub(1, Ordering::Release);
+        result
+    }
+
+    fn queue_or_wait(&self, mut msg: Msg, shared: &Shared) -> Result<(), Error> {
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(dropped(shared, Error::Closed));
+        }
+        match self.queue.try_send(msg) {
+            Ok(()) => {
+                self.after_send(shared);
+                return Ok(());
+            }
+            Err(TrySendError::Full(back)) => msg = back,
+            Err(TrySendError::Disconnected(_)) => return Err(dropped(shared, Error::Closed)),
+        }
+        // The worker never waits for its own queue (its logger may send metrics).
+        if self.on_worker_thread() {
+            return Err(dropped(shared, Error::QueueFull));
+        }
         loop {
-            match self.points.send_timeout(point, Duration::from_millis(50)) {
+            self.wake(shared);
+            match self.queue.send_timeout(msg, BLOCKED_SEND_SLICE) {
                 Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout(back)) if !shared.stopped.load(Ordering::Acquire) => {
-                    point = back;
-                    self.wake(shared);
+                Err(SendTimeoutError::Timeout(back)) if !shared.closed.load(Ordering::SeqCst) => {
+                    msg = back;
                 }
-                Err(_) => {
-                    Counters::add(&shared.counters.dropped, 1);
-                    return Err(Error::Closed);
-                }
+                Err(_) => return Err(dropped(shared, Error::Closed)),
             }
         }
     }
+
+    fn flush(&self, shared: &Shared, timeout: Duration) -> Result<(), Error> {
+        if shared.dead.load(Ordering::Acquire) {
+            return Err(Error::WorkerPanicked);
+        }
+        if shared.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.on_worker_thread() {
+            return Err(Error::Timeout);
+        }
+        let deadline = later(Instant::now(), timeout);
+        let (done, answer) = channel::bounded(1);
+        shared.flushes.add(&done);
+        let control = Msg::Control(Box::new(Control::Flush(done.clone())));
+        let result = if self.queue.send_deadline(control, deadline).is_err() {
+            Err(Error::Timeout)
+        } else {
+            self.wake_now();
+            let left = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(answer) -> result => result.unwrap_or_else(|_| Err(stopped_error(shared))),
+                recv(self.exit) -> _ => {
+                    answer.try_recv().unwrap_or_else(|_| Err(stopped_error(shared)))
+                }
+                default(left) => Err(Error::Timeout),
+            }
+        };
+        shared.flushes.remove(&done);
+        result
+    }
+
+    fn shutdown(&self, shared: &Shared, timeout: Duration) -> Result<(), Error> {
+        let deadline = later(Instant::now(), timeout);
+        let Some(worker) = self.worker.lock().take() else {
+            return if shared.dead.load(Ordering::Acquire) {
+                Err(Error::WorkerPanicked)
+            } else {
+                Ok(())
+            };
+        };
+        shared.closed.store(true, Ordering::SeqCst);
+        let (done, finished) = channel::bounded(1);
+        let control = Msg::Control(Box::new(Control::Shutdown { deadline, done }));
+        if self.on_worker_thread() {
+            // From a logger on the worker: it stops once the logger returns; nothing to join.
+            let queued = self.queue.try_send(control).is_ok();
+            self.wake_now();
+            return if queued { Ok(()) } else { Err(Error::Timeout) };
+        }
+        // Sends waiting for room see `closed` within a slice, or get in before the control.
+        while shared.blocking_sends.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if let Err(err) = self.queue.send_deadline(control, deadline) {
+            // The queue stayed full: keep the worker, so a later shutdown can try again.
+            drop(err);
+            *self.worker.lock() = Some(worker);
+            return Err(Error::Timeout);
+        }
+        self.wake_now();
+        let left = later(deadline, SHUTDOWN_GRACE).saturating_duration_since(Instant::now());
+        select! {
+            recv(finished) -> _ => {}
+            recv(self.exit) -> _ => {}
+            default(left) => return Err(Error::Timeout),
+        }
+        let _ = worker.join();
+        if shared.dead.load(Ordering::Acquire) {
+            return Err(Error::WorkerPanicked);
+        }
+        Ok(())
+    }
+}
+
+/// Why a control was not answered: the worker stopped, or died.
+fn stopped_error(shared: &Shared) -> Error {
+    if shared.dead.load(Ordering::Acquire) {
+        Error::WorkerPanicked
+    } else {
+        Error::Closed
+    }
+}
+
+#[cold]
+fn dropped(shared: &Shared, err: Error) -> Error {
+    Counters::add(&shared.counters.dropped, 1);
+    err
 }
 
 impl SyncLink {
-    fn send(&mut self, point: Point, shared: &Shared) -> Result<(), Error> {
+    fn send(
+        &mut self,
+        point: Point,
+        shared: &Shared,
+        reports: &mut Vec<Report>,
+    ) -> Result<(), Error> {
+        // A shutdown may have come while this thread waited for the lock.
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(dropped(shared, Error::Closed));
+        }
         self.batch.clear();
         self.format.write_line(&point, &mut self.batch.bytes);
         self.batch.lines = 1;
         Counters::add(&shared.counters.taken, 1);
-        self.link.deliver(&mut self.batch, false).map_err(|err| {
-            Counters::add(&shared.counters.failed, self.batch.lines as u64);
-            self.batch.clear();
-            Error::Io(err)
-        })
+        let result = self.link.deliver(&mut self.batch, false, reports);
+        // Nothing retries in synchronous mode: what was not written is given up now.
+        Counters::add(&shared.counters.failed, self.batch.lines as u64);
+        self.batch.clear();
+        result.map_err(Error::Io)
     }
 }

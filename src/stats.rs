@@ -1,6 +1,6 @@
 //! Counters of what a sender did with the metrics it was given.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 
 /// A snapshot of a [`Sender`](crate::Sender)'s counters, all since it was built.
 ///
@@ -28,12 +28,14 @@ pub struct Stats {
     pub sent: u64,
     /// Bytes the socket accepted.
     pub sent_bytes: u64,
-    /// Metrics lost because the queue was full or the sender was shut down.
+    /// Metrics lost because the queue was full or the sender was shut down (or, in
+    /// synchronous mode, sent from inside the sender's own write).
     pub dropped: u64,
     /// Metrics refused as invalid (bad name, tag, value, timestamp or length).
     pub refused: u64,
-    /// Queued metrics given up after I/O errors: unsent at shutdown, or failed in
-    /// synchronous mode.
+    /// Queued metrics given up: unsent at shutdown, refused for good by the socket, given up
+    /// after repeated failed writes, dropped with a panicking socket or a dead worker, or
+    /// failed in synchronous mode.
     pub failed: u64,
     /// Connections opened after the first one.
     pub reconnects: u64,
@@ -48,6 +50,10 @@ pub struct Stats {
 
 /// The live counters behind [`Stats`], shared by the handles and the worker. The sending
 /// thread touches them only on its error paths.
+///
+/// A point is counted `taken` before it is counted `sent` or `failed`, and lines are counted
+/// `possibly_lost` after `sent`; increments publish with `Release` and a snapshot reads the
+/// other way round with `Acquire`, so no snapshot shows more sent than queued.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Points the worker took off the queue (background), or lines written (synchronous).
@@ -64,23 +70,32 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+        if n > 0 {
+            counter.fetch_add(n, Release);
+        }
     }
 
-    /// A snapshot; `waiting` is how many points are still on the queue, and counted as
-    /// dropped when the sender was shut down (no worker will take them).
-    pub(crate) fn snapshot(&self, waiting: u64, closed: bool) -> Stats {
-        let (queued_extra, dropped_extra) = if closed { (0, waiting) } else { (waiting, 0) };
+    /// A snapshot. `queue` says how many points are still on the queue and whether the
+    /// worker has stopped: then no worker will take them, and they count as dropped.
+    pub(crate) fn snapshot(&self, queue: impl FnOnce() -> (u64, bool)) -> Stats {
+        let possibly_lost = self.possibly_lost.load(Acquire);
+        let sent = self.sent.load(Acquire);
+        let sent_bytes = self.sent_bytes.load(Acquire);
+        let failed = self.failed.load(Acquire);
+        let dropped = self.dropped.load(Acquire);
+        let taken = self.taken.load(Acquire);
+        let (waiting, stopped) = queue();
+        let (queued_extra, dropped_extra) = if stopped { (0, waiting) } else { (waiting, 0) };
         Stats {
-            queued: self.taken.load(Relaxed) + queued_extra,
-            sent: self.sent.load(Relaxed),
-            sent_bytes: self.sent_bytes.load(Relaxed),
-            dropped: self.dropped.load(Relaxed) + dropped_extra,
-            refused: self.refused.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            reconnects: self.reconnects.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            possibly_lost: self.possibly_lost.load(Relaxed),
+            queued: taken + queued_extra,
+            sent,
+            sent_bytes,
+            dropped: dropped + dropped_extra,
+            refused: self.refused.load(Acquire),
+            failed,
+            reconnects: self.reconnects.load(Acquire),
+            errors: self.errors.load(Acquire),
+            possibly_lost,
         }
     }
 }

@@ -49,8 +49,11 @@ fn at(ts: impl Into<graphyte::Timestamp>) -> Metric<'static> {
 }
 
 fn hostile_cases() -> Vec<(&'static str, Metric<'static>, Refused)> {
-    let long_segment = format!("a.{}", "x".repeat(256));
-    let long_line = vec!["y".repeat(200); 90].join(".");
+    let long_segment = format!("{}.a", "x".repeat(256));
+    let long_last_segment = format!("a.{}", "x".repeat(252));
+    let long_path = vec!["p".repeat(200); 21].join(".");
+    // Tagged, so the path limits (which do not apply to tagged series) leave the line's.
+    let long_line: &'static str = Box::leak(vec!["y".repeat(200); 90].join(".").into_boxed_str());
     vec![
         ("empty name", name(""), Refused::Name),
         ("space in name", name("a b"), Refused::Name),
@@ -83,11 +86,31 @@ fn hostile_cases() -> Vec<(&'static str, Metric<'static>, Refused)> {
         ),
         ("segment over 255 bytes", name(&long_segment), Refused::Name),
         (
+            "last segment over 251 bytes (Carbon adds .wsp)",
+            name(&long_last_segment),
+            Refused::Name,
+        ),
+        (
+            "untagged name over the storable path",
+            name(&long_path),
+            Refused::Name,
+        ),
+        (
+            "leading tilde (Carbon strips it)",
+            name("~a.b"),
+            Refused::Name,
+        ),
+        ("leading tildes", name("~~a.b"), Refused::Name),
+        (
             "OpenMetrics-looking name",
             name("a{b=\"c\"}"),
             Refused::Name,
         ),
-        ("line over 16384 bytes", name(&long_line), Refused::TooLong),
+        (
+            "line over 16384 bytes",
+            Metric::new(long_line, 1).timestamp(T).tags(&[("k", "v")]),
+            Refused::TooLong,
+        ),
         ("empty tag name", tag("", "v"), Refused::Tag),
         ("empty tag value", tag("k", ""), Refused::Tag),
         ("semicolon in tag name", tag("k;x", "v"), Refused::Tag),
@@ -160,6 +183,11 @@ fn hostile_cases() -> Vec<(&'static str, Metric<'static>, Refused)> {
     ]
 }
 
+/// An error's text, cut to a readable length (some names here are kilobytes long).
+fn short(err: &Error) -> String {
+    err.to_string().chars().take(120).collect()
+}
+
 #[test]
 fn hostile_inputs_are_refused_with_a_typed_error_and_nothing_reaches_the_stream() {
     let capture = Capture::default();
@@ -174,7 +202,8 @@ fn hostile_inputs_are_refused_with_a_typed_error_and_nothing_reaches_the_stream(
         match sender.try_send(metric) {
             Err(err) => assert!(
                 expected.matches(&err),
-                "{what}: expected {expected:?}, got {err:?}"
+                "{what}: expected {expected:?}, got {}",
+                short(&err)
             ),
             Ok(()) => panic!("{what}: accepted"),
         }
@@ -199,7 +228,7 @@ fn hostile_inputs_are_refused_in_background_mode_too() {
         .unwrap();
     for (what, metric, expected) in hostile_cases() {
         let err = sender.try_send(metric).expect_err(what);
-        assert!(expected.matches(&err), "{what}: got {err:?}");
+        assert!(expected.matches(&err), "{what}: got {}", short(&err));
     }
     sender.send("ok.metric", 1);
     sender.shutdown(Duration::from_secs(5)).unwrap();
@@ -247,6 +276,36 @@ fn hostile_prefix_is_refused_when_building() {
 }
 
 #[test]
+fn a_prefix_and_a_name_that_join_into_an_openmetrics_name_are_refused() {
+    // Carbon would read `app{host.x="y"}` as the tagged series `app;host.x=y`.
+    let capture = Capture::default();
+    let sender = Sender::builder("unused")
+        .prefix("app{host")
+        .synchronous()
+        .socket(capture.clone())
+        .build()
+        .unwrap();
+    let err = sender.try_send(name("x=\"y\"}")).unwrap_err();
+    assert!(matches!(err, Error::InvalidName { .. }), "{err:?}");
+    sender.try_send(name("x.y")).unwrap();
+    assert_eq!(capture.lines(), [format!("app{{host.x.y 1 {T}")]);
+}
+
+#[test]
+fn the_leading_tilde_rule_applies_to_the_joined_path() {
+    let capture = Capture::default();
+    let sender = Sender::builder("unused")
+        .prefix("app")
+        .synchronous()
+        .socket(capture.clone())
+        .build()
+        .unwrap();
+    // `app.~x` keeps its tilde in Carbon: only a leading one is stripped.
+    sender.try_send(name("~x")).unwrap();
+    assert_eq!(capture.lines(), [format!("app.~x 1 {T}")]);
+}
+
+#[test]
 fn hostile_default_tag_is_refused_when_building() {
     for (key, value) in [
         ("k", "v;x=y"),
@@ -271,9 +330,14 @@ fn accepted_edge_cases_make_exactly_one_well_formed_line_each() {
         .socket(capture.clone())
         .build()
         .unwrap();
-    let segment = "s".repeat(255);
     let accepted: Vec<Metric<'_>> = vec![
-        name(&format!("a.{segment}")),
+        name(&format!("{}.a", "s".repeat(255))),
+        name(&format!("a.{}", "s".repeat(251))),
+        name(&vec!["p".repeat(200); 20].join(".")),
+        name("a.~b"),
+        Metric::new(format!("a.{}", "s".repeat(600)), 1)
+            .timestamp(T)
+            .tags(&[("k", "v")]),
         name("héllo.wörld"),
         name("a=b.c~d"),
         Metric::new("t", 1)
@@ -368,12 +432,16 @@ const HOSTILE_LINES: &[&[u8]] = &[
     b"a 1 1e20",
     b"a 1 0x10",
     b"a 1 abc",
+    b"~a.b 1 1700000000",
+    b"~a.b;k=v 1 1700000000",
     b"a 1 99999999999999999999999",
 ];
 
 fn long_lines() -> Vec<Vec<u8>> {
     vec![
         format!("a.{} 1", "x".repeat(256)).into_bytes(),
+        format!("a.{} 1", "x".repeat(252)).into_bytes(),
+        format!("{} 1", vec!["p".repeat(200); 21].join(".")).into_bytes(),
         format!("{} 1 1700000000", vec!["y".repeat(200); 82].join(".")).into_bytes(),
     ]
 }

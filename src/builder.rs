@@ -1,0 +1,364 @@
+//! `Builder`: a sender's options, and the checks that refuse an unusable configuration.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::socket::{DEFAULT_MAX_DATAGRAM, SendSocket, UdpSocket};
+use crate::{Error, Sender};
+
+/// Default Carbon plaintext port.
+pub const DEFAULT_PORT: u16 = 2003;
+/// Default timeout for connecting, writing, flushing and shutting down.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default flush interval of background mode.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default queue capacity of background mode, in metrics (112 bytes each: about 1.8 MB,
+/// allocated up front).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// Default number of lines per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+/// Largest queue capacity a builder accepts (about 470 MB, allocated up front).
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 22;
+
+/// The transport a [`Builder`] sets up when no custom [`SendSocket`] is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// One persistent TCP connection (the default).
+    #[default]
+    Tcp,
+    /// UDP datagrams of whole lines (see [`Builder::max_datagram`]).
+    Udp,
+}
+
+/// What a background-mode send does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FullQueue {
+    /// Drop the metric and count it in [`Stats::dropped`](crate::Stats::dropped) (the
+    /// default): the caller never waits.
+    #[default]
+    Drop,
+    /// Wait until the worker makes room. The caller can then be held up by a slow or
+    /// unreachable Carbon. A send that returns `Ok` is then always written, or counted as
+    /// failed if Carbon cannot be reached by the shutdown deadline; never dropped.
+    Block,
+}
+
+/// Configures and builds a [`Sender`]. Created by [`Sender::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let sender = graphyte::Sender::builder("carbon.example.com")
+///     .port(2003)
+///     .prefix("myapp")
+///     .tag("host", "web1")
+///     .interval(Duration::from_secs(10))
+///     .build()?;
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[must_use = "a builder does nothing until built"]
+pub struct Builder {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) prefix: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) interval: Option<Duration>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) transport: Transport,
+    pub(crate) max_datagram: usize,
+    pub(crate) log_sends: bool,
+    pub(crate) full_queue: FullQueue,
+    pub(crate) backoff: (Duration, Duration),
+    pub(crate) socket: Option<Box<dyn SendSocket>>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("prefix", &self.prefix)
+            .field("interval", &self.interval)
+            .field("transport", &self.transport)
+            .field("custom_socket", &self.socket.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub(crate) fn new(host: String) -> Self {
+        Builder {
+            host,
+            port: DEFAULT_PORT,
+            prefix: None,
+            timeout: DEFAULT_TIMEOUT,
+            interval: Some(DEFAULT_INTERVAL),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            tags: Vec::new(),
+            transport: Transport::Tcp,
+            max_datagram: DEFAULT_MAX_DATAGRAM,
+            log_sends: false,
+            full_queue: FullQueue::Drop,
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            socket: None,
+        }
+    }
+
+    /// Carbon's port (default 2003).
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").port(2013);
+    /// # let _ = builder;
+    /// ```
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Put before every metric name, joined with a `.`. Checked, with each name, as the
+    /// path Carbon will read.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").prefix("myapp.web1");
+    /// # let _ = builder;
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Bounds a whole connection attempt (over every address of the host), each write, and
+    /// [`Sender::flush`] and the guard's drop (default 5 s). A huge value means "wait
+    /// practically forever"; zero is refused.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").timeout(std::time::Duration::from_secs(2));
+    /// # let _ = builder;
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Background mode (the default, every 1 s): sends only queue the metric; a worker
+    /// thread writes a batch whenever `batch_size` lines are waiting, and whatever is waiting
+    /// at least every `interval`.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").interval(std::time::Duration::from_secs(10));
+    /// # let _ = builder;
+    /// ```
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Synchronous mode: every send formats and writes its line on the calling thread, and
+    /// [`Sender::try_send`] reports I/O errors. The caller waits for the network.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").synchronous();
+    /// # let _ = builder;
+    /// ```
+    pub fn synchronous(mut self) -> Self {
+        self.interval = None;
+        self
+    }
+
+    /// How many metrics the background queue holds (default 16,384; at most
+    /// [`MAX_QUEUE_CAPACITY`]).
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").queue_capacity(100_000);
+    /// # let _ = builder;
+    /// ```
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Most lines in one write (default 1000).
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").batch_size(500);
+    /// # let _ = builder;
+    /// ```
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Adds a default tag, put on every metric that does not set the same tag itself.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").tag("host", "web1").tag("env", "prod");
+    /// # let _ = builder;
+    /// ```
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// TCP (default) or UDP.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").transport(graphyte::Transport::Udp);
+    /// # let _ = builder;
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Most bytes per UDP datagram (default 1432, from 1 to 8192). A line longer than this
+    /// is refused over UDP.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost")
+    ///     .transport(graphyte::Transport::Udp)
+    ///     .max_datagram(8192);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.max_datagram = bytes;
+        self
+    }
+
+    /// Log every successful write at `info` level (target `graphyte`).
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").log_sends(true);
+    /// # let _ = builder;
+    /// ```
+    pub fn log_sends(mut self, log_sends: bool) -> Self {
+        self.log_sends = log_sends;
+        self
+    }
+
+    /// What a send does when the background queue is full (default: drop and count).
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").full_queue(graphyte::FullQueue::Block);
+    /// # let _ = builder;
+    /// ```
+    pub fn full_queue(mut self, policy: FullQueue) -> Self {
+        self.full_queue = policy;
+        self
+    }
+
+    /// Wait between failed attempts to reach Carbon: starts at `min`, doubles up to `max`
+    /// (default 100 ms to 5 s). `min` must be more than zero and `max` at least `min`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = graphyte::Sender::builder("localhost")
+    ///     .backoff(Duration::from_millis(50), Duration::from_secs(30));
+    /// # let _ = builder;
+    /// ```
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// Sends through `socket` instead of the built-in transport; host, port, transport and
+    /// max_datagram are then unused.
+    ///
+    /// ```
+    /// struct Discard;
+    /// impl graphyte::SendSocket for Discard {
+    ///     fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+    ///         Ok(buf.len())
+    ///     }
+    /// }
+    /// let sender = graphyte::Sender::builder("unused").socket(Discard).build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn socket(mut self, socket: impl SendSocket) -> Self {
+        self.socket = Some(Box::new(socket));
+        self
+    }
+
+    /// Checks the configuration and starts the worker (background mode). Nothing is
+    /// connected yet: the first batch connects, so this succeeds while Carbon is down.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unusable setting (a zero batch size, queue capacity,
+    /// interval, timeout or datagram size, a datagram over 8192 bytes, a queue over
+    /// [`MAX_QUEUE_CAPACITY`], a backoff whose minimum is zero or above its maximum);
+    /// [`Error::InvalidName`] or [`Error::InvalidTag`] for a bad prefix or default tag;
+    /// [`Error::Io`] if the worker thread cannot be started.
+    ///
+    /// ```
+    /// let err = graphyte::Sender::builder("localhost").batch_size(0).build().unwrap_err();
+    /// assert!(matches!(err, graphyte::Error::Config(_)));
+    /// ```
+    pub fn build(self) -> Result<Sender, Error> {
+        self.check()?;
+        Sender::start(self)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let (min_backoff, max_backoff) = self.backoff;
+        let problem = if self.batch_size == 0 {
+            "batch_size must be at least 1"
+        } else if !(1..=MAX_QUEUE_CAPACITY).contains(&self.queue_capacity) {
+            "queue_capacity must be from 1 to 4,194,304"
+        } else if self.interval.is_some_and(|i| i.is_zero()) {
+            "interval must be more than zero"
+        } else if self.timeout.is_zero() {
+            "timeout must be more than zero"
+        } else if !(1..=UdpSocket::MAX_DATAGRAM).contains(&self.max_datagram) {
+            "max_datagram must be from 1 to 8192 bytes (Carbon truncates larger datagrams)"
+        } else if min_backoff.is_zero() {
+            "the backoff's minimum must be more than zero"
+        } else if max_backoff < min_backoff {
+            "the backoff's maximum must be at least its minimum"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Config(problem))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(builder: Builder) -> &'static str {
+        match builder.check() {
+            Err(Error::Config(problem)) => problem,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nonsense_settings_are_refused_with_a_message_naming_them() {
+        let b = || Sender::builder("localhost");
+        assert!(problem(b().batch_size(0)).contains("batch_size"));
+        assert!(problem(b().queue_capacity(0)).contains("queue_capacity"));
+        assert!(problem(b().queue_capacity(usize::MAX)).contains("queue_capacity"));
+        assert!(problem(b().max_datagram(0)).contains("max_datagram"));
+        assert!(problem(b().max_datagram(8193)).contains("max_datagram"));
+        assert!(problem(b().timeout(Duration::ZERO)).contains("timeout"));
+        assert!(problem(b().interval(Duration::ZERO)).contains("interval"));
+        let second = Duration::from_secs(1);
+        assert!(problem(b().backoff(second, second / 2)).contains("maximum"));
+        assert!(problem(b().backoff(Duration::ZERO, second)).contains("minimum"));
+    }
+
+    #[test]
+    fn huge_settings_are_accepted() {
+        let builder = Sender::builder("localhost")
+            .timeout(Duration::MAX)
+            .interval(Duration::MAX)
+            .backoff(Duration::MAX, Duration::MAX)
+            .batch_size(usize::MAX / 2)
+            .queue_capacity(MAX_QUEUE_CAPACITY);
+        assert!(builder.check().is_ok());
+    }
+}
