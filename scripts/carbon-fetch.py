@@ -2,6 +2,7 @@
 
 Usage: carbon-fetch.py WHISPER_DIR CACHE_QUERY_PORT NAME
        carbon-fetch.py WHISPER_DIR CACHE_QUERY_PORT --count NAME...   ("name count" a line)
+       carbon-fetch.py WHISPER_DIR CACHE_QUERY_PORT --disk NAME       (whisper file only)
 
 The cache holds points not yet written to disk; the writer moves them to the whisper file
 within about a second, so a reader must look at both.
@@ -53,6 +54,12 @@ def points_of(whisper_dir, port, name):
 
 def main():
     whisper_dir, port = sys.argv[1], int(sys.argv[2])
+    if sys.argv[3] == "--disk":
+        name = sys.argv[4]
+        name = TaggedSeries.parse(name).path if ";" in name else name
+        for ts, value in sorted(disk_points(whisper_dir, name)):
+            print(ts, repr(value))
+        return
     if sys.argv[3] == "--count":
         for name in sys.argv[4:]:
             print(name, len(points_of(whisper_dir, port, name)))

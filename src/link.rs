@@ -267,7 +267,8 @@ impl Link {
         self.sent(batch, delivered, now);
         self.drop_connection();
         Counters::add(&self.shared.counters.errors, 1);
-        self.backoff.failed(now);
+        // From the failure, not the attempt's start: a write can hang up to the timeout.
+        self.backoff.failed(Instant::now());
         if delivered > 0 {
             self.fruitless = 0;
         } else if connected && !says_unreachable(error.kind()) {

@@ -733,3 +733,48 @@ impl SyncLink {
         result.map_err(Error::Io)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Discard;
+
+    impl SendSocket for Discard {
+        fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_worker_lost_to_a_panic_refuses_later_sends_and_fails_flush_and_shutdown() {
+        let sender = Sender::builder("unused")
+            .socket(Discard)
+            .interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        for i in 0..10 {
+            sender.send("before.the.panic", i);
+        }
+        sender
+            .inner
+            .shared
+            .panic_next_round
+            .store(true, Ordering::Relaxed);
+        assert!(matches!(sender.flush(), Err(Error::WorkerPanicked)));
+        assert!(matches!(
+            sender.try_send(Metric::new("after.the.panic", 1)),
+            Err(Error::Closed)
+        ));
+        let stats = sender.stats();
+        assert_eq!(
+            (stats.queued, stats.sent, stats.failed, stats.dropped),
+            (10, 0, 10, 1),
+            "what the worker held is failed, the later send dropped"
+        );
+        assert!(matches!(
+            sender.shutdown(Duration::from_secs(1)),
+            Err(Error::WorkerPanicked)
+        ));
+    }
+}

@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     /// Flushes waiting for their answer. The worker tries to write at once while there are
     /// any, and answers them all when that fails, even before it reaches their controls.
     pub(crate) flushes: FlushWaiters,
+    /// Makes the worker's next round panic: how unit tests reach the path of a worker lost
+    /// to a bug, which nothing else can take any more.
+    #[cfg(test)]
+    pub(crate) panic_next_round: AtomicBool,
 }
 
 /// The answer channels of the flushes under way.
@@ -191,6 +195,10 @@ impl Worker {
 
     /// Takes points and writes full batches; at the flush deadline, the partial one too.
     fn round(&mut self, state: &mut State) -> Round {
+        #[cfg(test)]
+        if self.shared.panic_next_round.swap(false, Ordering::Relaxed) {
+            panic!("injected by a test");
+        }
         let now = Instant::now();
         let flush_due = now >= state.next_flush;
         if flush_due {
@@ -218,6 +226,7 @@ impl Worker {
             {
                 self.shared.flushes.fail_all(&err);
             }
+            self.report(state);
             if self.in_backoff(state) {
                 // Nothing can go out until the backoff ends: spare the senders their wake-ups.
                 self.shared.wake_pending.store(true, Ordering::Release);

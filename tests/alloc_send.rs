@@ -69,6 +69,20 @@ fn a_send_with_a_short_string_name_allocates_nothing_beyond_the_string() {
 }
 
 #[test]
+fn a_send_with_a_short_borrowed_name_allocates_nothing() {
+    let sender = sender();
+    sender.send("warm.up", 0);
+    let names: Vec<String> = (0..SENDS).map(|i| format!("alloc.borrowed.m{i}")).collect();
+    let n = allocations(|| {
+        for name in &names {
+            sender.send(name, 1);
+            sender.send(graphyte::Name::borrowed(&name[6..]), 2);
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
 fn the_default_sender_adds_no_allocation() {
     let guard = graphyte::init(
         Sender::builder("unused")

@@ -43,9 +43,20 @@ fn timestamp() -> impl Strategy<Value = Option<i64>> {
 }
 
 fn sender(capture: &Capture, default_tags: &[(String, String)]) -> Option<Sender> {
+    prefixed_sender(capture, None, default_tags)
+}
+
+fn prefixed_sender(
+    capture: &Capture,
+    prefix: Option<&str>,
+    default_tags: &[(String, String)],
+) -> Option<Sender> {
     let mut builder = Sender::builder("unused")
         .synchronous()
         .socket(capture.clone());
+    if let Some(prefix) = prefix {
+        builder = builder.prefix(prefix);
+    }
     for (k, v) in default_tags {
         builder = builder.tag(k, v);
     }
@@ -57,17 +68,24 @@ proptest! {
 
     #[test]
     fn an_accepted_metric_is_exactly_one_line_the_parser_reads_back(
+        // No prefix, a plausible one, or anything (`{`, `~`, `"` included).
+        prefix in prop_oneof![Just(None), "[a-z]{1,4}(\\.[a-z{~]{1,3}){0,2}".prop_map(Some), text(8).prop_map(Some)],
         // Half plausible names, half anything.
-        name in prop_oneof!["[a-z]{1,6}(\\.[a-zé0-9_~=-]{1,6}){0,3}", text(24)],
+        name in prop_oneof!["[a-z~]{1,6}(\\.[a-zé0-9_~=\"{}-]{1,6}){0,3}", text(24)],
         value in value(),
         stamp in timestamp(),
         tags in prop::collection::vec(prop_oneof![("[a-z]{1,4}", "[a-z0-9=.]{1,4}"), (text(6), text(6))], 0..3),
         default_tags in prop::collection::vec(("[a-z]{1,3}", "[a-z0-9]{1,3}"), 0..2),
     ) {
         let capture = Capture::default();
-        let Some(sender) = sender(&capture, &default_tags) else { return Ok(()) };
+        let Some(sender) = prefixed_sender(&capture, prefix.as_deref(), &default_tags) else { return Ok(()) };
         let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut metric = Metric::new(name.clone(), value.0).tags(&tag_refs);
+        // The path Carbon reads: the prefix and the name, joined.
+        let path = match &prefix {
+            Some(prefix) => format!("{prefix}.{name}"),
+            None => name.clone(),
+        };
         if let Some(stamp) = stamp {
             metric = metric.timestamp(stamp);
         }
@@ -83,7 +101,7 @@ proptest! {
                 prop_assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
                 prop_assert_eq!(bytes.last(), Some(&b'\n'));
                 let line = parse_line(&bytes).map_err(|e| TestCaseError::fail(format!("{e}: {:?}", String::from_utf8_lossy(&bytes))))?;
-                prop_assert_eq!(line.name(), name.as_str());
+                prop_assert_eq!(line.name(), path.as_str());
                 prop_assert!(same_value(line.value(), value), "{:?} read back as {:?}", value.0, line.value());
                 if let Some(stamp) = stamp {
                     prop_assert_eq!(line.timestamp(), Some(stamp as u32));
