@@ -385,13 +385,7 @@ impl Link {
         if bytes == 0 {
             return;
         }
-        let lines = if bytes == batch.bytes.len() {
-            batch.lines
-        } else {
-            count_lines(&batch.bytes[..bytes])
-        };
-        batch.lines -= lines;
-        batch.bytes.drain(..bytes);
+        let lines = batch.remove_front(bytes);
         Counters::add(&self.shared.counters.sent, lines as u64);
         Counters::add(&self.shared.counters.sent_bytes, bytes as u64);
         self.wrote(now, lines);
@@ -400,14 +394,7 @@ impl Link {
     /// Drops the first `bytes` of the batch (whole lines), counted as failed; returns how
     /// many lines that was.
     fn give_up(&mut self, batch: &mut Batch, bytes: usize) -> usize {
-        let bytes = bytes.min(batch.bytes.len());
-        let lines = if bytes == batch.bytes.len() {
-            batch.lines
-        } else {
-            count_lines(&batch.bytes[..bytes])
-        };
-        batch.lines -= lines;
-        batch.bytes.drain(..bytes);
+        let lines = batch.remove_front(bytes);
         Counters::add(&self.shared.counters.failed, lines as u64);
         lines
     }
@@ -537,6 +524,19 @@ impl Batch {
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.lines = 0;
+    }
+
+    /// Removes the first `bytes` (whole lines, at most all); returns how many lines they were.
+    fn remove_front(&mut self, bytes: usize) -> usize {
+        let bytes = bytes.min(self.bytes.len());
+        let lines = if bytes == self.bytes.len() {
+            self.lines
+        } else {
+            count_lines(&self.bytes[..bytes])
+        };
+        self.lines -= lines;
+        self.bytes.drain(..bytes);
+        lines
     }
 }
 

@@ -470,14 +470,14 @@ impl Inner {
     /// Synchronous mode: writes the point on this thread. What the write has to report is
     /// logged once the lock is released, as a logger may send metrics through this sender.
     fn send_now(&self, link: &Mutex<SyncLink>, point: Point) -> Result<(), Error> {
-        let me = self as *const Inner as usize;
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(self.dropped(Error::Closed));
         }
-        if SYNC_WRITING.try_with(Cell::get).ok() == Some(me) {
+        if self.writing_on_this_thread() {
             // Our own socket sends through us: waiting for the lock would wait for ourselves.
             return Err(self.dropped(Error::Reentrant));
         }
+        let me = self as *const Inner as usize;
         let outer = SYNC_WRITING.try_with(|writing| writing.replace(me)).ok();
         let mut reports = Vec::new();
         let result = link.lock().send(point, &self.shared, &mut reports);
@@ -488,6 +488,12 @@ impl Inner {
             report.log();
         }
         result
+    }
+
+    /// True inside this (synchronous) sender's own write, on the thread making it.
+    fn writing_on_this_thread(&self) -> bool {
+        let me = self as *const Inner as usize;
+        SYNC_WRITING.try_with(Cell::get).ok() == Some(me)
     }
 
     #[cold]
@@ -501,7 +507,11 @@ impl Inner {
             Mode::Background(background) => background.shutdown(&self.shared, timeout),
             Mode::Sync(link) => {
                 self.shared.closed.store(true, Ordering::Release);
-                link.lock().link.disconnect();
+                // From inside this sender's own write the lock is ours already: the write in
+                // progress is the last, and the connection closes with the sender.
+                if !self.writing_on_this_thread() {
+                    link.lock().link.disconnect();
+                }
                 Ok(())
             }
         }

@@ -260,3 +260,47 @@ fn every_stats_snapshot_keeps_the_invariants_while_four_threads_send() {
     assert_eq!(stats.sent, stats.queued, "{stats:?}");
     assert!(snapshots > 100, "only {snapshots} snapshots taken");
 }
+
+/// Sends through its own (synchronous) sender from inside its write, as a socket that logs
+/// through a logger counting log records would.
+#[derive(Clone, Default)]
+struct SendsFromInside {
+    sender: Arc<Mutex<Option<Sender>>>,
+    inner_result: Arc<Mutex<Option<Result<(), Error>>>>,
+    kept: Capture,
+}
+
+impl graphyte::SendSocket for SendsFromInside {
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let sender = self.sender.lock().unwrap().clone();
+        if let Some(sender) = sender {
+            let result = sender.try_send(graphyte::Metric::new("from.inside", 1));
+            *self.inner_result.lock().unwrap() = Some(result);
+            let _ = sender.shutdown(WAIT);
+        }
+        self.kept.send(buf)
+    }
+}
+
+#[test]
+fn a_synchronous_send_or_shutdown_from_inside_its_own_write_is_refused_instead_of_waiting() {
+    let socket = SendsFromInside::default();
+    let sender = Sender::builder("unused")
+        .synchronous()
+        .socket(socket.clone())
+        .build()
+        .unwrap();
+    *socket.sender.lock().unwrap() = Some(sender.clone());
+    let (done, finished) = std::sync::mpsc::channel();
+    let outer = sender.clone();
+    thread::spawn(move || done.send(outer.try_send(graphyte::Metric::new("outer", 1))));
+    let result = finished
+        .recv_timeout(WAIT)
+        .expect("deadlocked: the send waited for itself");
+    assert!(result.is_ok(), "{result:?}");
+    let inner = socket.inner_result.lock().unwrap().take();
+    assert!(matches!(inner, Some(Err(Error::Reentrant))), "{inner:?}");
+    assert_eq!(socket.kept.lines().len(), 1);
+    assert_eq!(sender.stats().dropped, 1);
+    *socket.sender.lock().unwrap() = None;
+}
