@@ -27,6 +27,9 @@ impl SendSocket for Stdout {
 }
 
 fn main() -> Result<(), graphyte::Error> {
+    // graphyte reports errors through the `log` crate: without a logger they are invisible.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+
     let sender = Sender::builder("unused")
         .prefix("example")
         .tag("host", "laptop")

@@ -1,24 +1,22 @@
-//! The quick start: install a default sender, send a few metrics, exit cleanly.
-//!
-//! ```text
-//! cargo run --example quickstart -- [HOST] [PORT]     # default 127.0.0.1 2003
-//! ```
-
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 fn main() -> Result<(), graphyte::Error> {
-    let mut args = std::env::args().skip(1);
-    let host = args.next().unwrap_or_else(|| "127.0.0.1".into());
-    let port = args
-        .next()
-        .map_or(Ok(2003), |p| p.parse())
-        .expect("PORT is a number");
+    // graphyte reports errors through the `log` crate: without a logger they are invisible.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
 
-    // Once, at start-up. Keep the guard: dropping it writes what is queued.
+    // Where Carbon listens: GRAPHITE_HOST (default localhost), GRAPHITE_PORT (default 2003).
+    let host = std::env::var("GRAPHITE_HOST").unwrap_or_else(|_| "localhost".into());
+    let port = match std::env::var("GRAPHITE_PORT") {
+        Ok(port) => port.parse().expect("GRAPHITE_PORT is a port number"),
+        Err(_) => graphyte::DEFAULT_PORT,
+    };
+
+    // Once, at start-up. Keep the guard until the end of main: dropping it writes what is
+    // queued. The default sender runs until graphyte::shutdown() or the end of the process.
     let _guard = graphyte::init(
         graphyte::Sender::builder(host)
             .port(port)
-            .prefix("quickstart")
+            .prefix("myapp")
             .interval(Duration::from_secs(10)),
     )?;
 
@@ -26,7 +24,7 @@ fn main() -> Result<(), graphyte::Error> {
     graphyte::send("requests.ok", 42);
     graphyte::send("latency.p99", 0.125);
     graphyte::send_tagged("queue.depth", 7, &[("queue", "mail")]);
-    graphyte::send_at("batch.rows", 1500, std::time::SystemTime::now());
+    graphyte::send_at("batch.rows", 1500, SystemTime::now());
 
     println!("sent 4 metrics; the guard writes them as main returns");
     Ok(())

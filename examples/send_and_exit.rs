@@ -10,6 +10,9 @@
 //! destructors: the flush is what delivers the metrics.
 
 fn main() -> Result<(), graphyte::Error> {
+    // graphyte reports errors through the `log` crate: without a logger they are invisible.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port: u16 = args
         .first()
