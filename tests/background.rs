@@ -4,7 +4,7 @@ mod support;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -78,16 +78,48 @@ fn valve_sender(valve: &Valve) -> graphyte::Builder {
         .interval(HOUR)
 }
 
+/// Makes `count` sends on a thread of their own, timing each, and returns the slowest. Fails
+/// if they have not all returned within `WAIT`: then a send blocked.
+fn slowest_send(sender: &Sender, name: &'static str, count: u64) -> Duration {
+    let sender = sender.clone();
+    let (done, slowest) = mpsc::channel();
+    thread::spawn(move || {
+        let slowest = (0..count)
+            .map(|i| {
+                let start = Instant::now();
+                sender.send(name, i);
+                start.elapsed()
+            })
+            .max()
+            .unwrap_or_default();
+        drop(sender);
+        let _ = done.send(slowest);
+    });
+    slowest
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("{count} sends had not returned after {WAIT:?}: one blocked"))
+}
+
 #[test]
 fn send_returns_before_anything_is_written() {
     let valve = Valve::default();
     valve.hold();
-    let sender = valve_sender(&valve).build().unwrap();
-    sender.send("a", 1);
-    sender.send("b", 2);
-    assert_eq!(sender.stats().queued, 2);
-    assert!(valve.lines().is_empty());
+    let sender = valve_sender(&valve).batch_size(1).build().unwrap();
+    sender.send("written.later", 0);
+    // The worker is inside the socket's send, held there until released: a send that waited
+    // for a write would wait for ever.
+    assert!(wait_until(WAIT, || valve.entered() == 1));
+    let slowest = slowest_send(&sender, "written.later", 10);
+    assert!(slowest < Duration::from_secs(1), "a send took {slowest:?}");
+    let stats = sender.stats();
+    assert_eq!(
+        (stats.queued, stats.sent),
+        (11, 0),
+        "queued, none written yet"
+    );
     valve.release();
+    sender.flush().unwrap();
+    assert_eq!(valve.lines().len(), 11, "all of them written once released");
 }
 
 #[test]
@@ -395,25 +427,27 @@ fn udp_packs_whole_lines_into_datagrams_no_larger_than_the_limit() {
 
 #[test]
 fn sending_to_an_unreachable_server_neither_blocks_nor_panics() {
-    // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Connecting hangs until the 2 s timeout, so a send that waited on the network would
+    // take that long; one refused at once would hide it.
+    let server = support::HangingListener::start();
     let sender = Sender::builder("127.0.0.1")
-        .port(port)
+        .port(server.port)
+        .timeout(Duration::from_secs(2))
         .interval(Duration::from_millis(10))
         .backoff(Duration::from_millis(10), Duration::from_millis(50))
         .build()
         .unwrap();
-    for i in 0..1000 {
-        sender.send("unreachable", i);
-    }
-    assert!(matches!(sender.flush(), Err(Error::Io(_))));
-    sender.shutdown(Duration::from_millis(100)).unwrap();
+    let slowest = slowest_send(&sender, "unreachable", 1000);
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a send took {slowest:?}"
+    );
+    // The worker's connect timed out; it carries on and still takes sends, which a worker
+    // that had died would refuse.
+    assert!(wait_until(WAIT, || sender.stats().errors >= 1));
+    sender.try_send(Metric::new("unreachable", 1000)).unwrap();
     let stats = sender.stats();
-    assert_eq!((stats.sent, stats.failed), (0, 1000));
+    assert_eq!((stats.queued, stats.sent, stats.dropped), (1001, 0, 0));
 }
 
 #[test]

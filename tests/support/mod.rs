@@ -329,3 +329,31 @@ pub fn unused_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A loopback port whose connection attempts hang until they time out: a listener with a
+/// backlog of 0 whose one queued connection (made here) is never accepted, so the kernel drops
+/// every further SYN. Connecting to it neither succeeds nor is refused: a call that waited on
+/// the network here would take the whole connect timeout.
+pub struct HangingListener {
+    pub port: u16,
+    /// The listener and the connection filling its queue, kept open for as long as this lives.
+    _sockets: [socket2::Socket; 2],
+}
+
+impl HangingListener {
+    pub fn start() -> HangingListener {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        filler.connect(&addr).unwrap();
+        HangingListener {
+            port: addr.as_socket().unwrap().port(),
+            _sockets: [listener, filler],
+        }
+    }
+}
