@@ -145,6 +145,45 @@ fn a_thousand_metrics_in_one_burst_all_arrive() {
     }
 }
 
+#[test]
+fn the_longest_names_graphyte_accepts_untagged_are_stored_on_disk_by_carbon() {
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    let sender = tcp(&carbon).build().unwrap();
+    let longest_last = format!("rt.{}", "l".repeat(graphyte::MAX_LAST_SEGMENT_LEN));
+    let longest_directory = format!("{}.d", "r".repeat(graphyte::MAX_SEGMENT_LEN));
+    for name in [&longest_last, &longest_directory] {
+        sender
+            .try_send(graphyte::Metric::new(name, 1).timestamp(t0))
+            .unwrap();
+    }
+    let tagged_long = format!("rt.{}", "t".repeat(600));
+    sender
+        .try_send(
+            graphyte::Metric::new(&tagged_long, 2)
+                .timestamp(t0)
+                .tags(&[("k", "v")]),
+        )
+        .unwrap();
+    sender.flush().unwrap();
+    let on_disk = |name: &str| {
+        let mut points = Vec::new();
+        support::wait_until(Duration::from_secs(15), || {
+            points = carbon.stored(name);
+            !points.is_empty()
+        });
+        points
+    };
+    assert_eq!(on_disk(&longest_last), [(t0, 1.0)], "{}", carbon.log());
+    assert_eq!(on_disk(&longest_directory), [(t0, 1.0)], "{}", carbon.log());
+    assert_eq!(
+        on_disk(&format!("{tagged_long};k=v")),
+        [(t0, 2.0)],
+        "{}",
+        carbon.log()
+    );
+}
+
 fn now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

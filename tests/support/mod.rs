@@ -128,6 +128,29 @@ impl Carbon {
             .collect()
     }
 
+    /// The points of `name` that reached its whisper file on disk (not the cache).
+    pub fn stored(&self, name: &str) -> Vec<(u32, f64)> {
+        let out = Command::new(script())
+            .arg("stored")
+            .arg(&self.dir)
+            .arg(name)
+            .output()
+            .expect("running scripts/carbon-server stored");
+        assert!(
+            out.status.success(),
+            "stored failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let (ts, value) = line.split_once(' ').unwrap();
+                (ts.parse().unwrap(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
     /// Waits until carbon holds `count` points for `name`, and returns them.
     pub fn wait_for(&self, name: &str, count: usize) -> Vec<(u32, f64)> {
         let mut points = Vec::new();
