@@ -43,13 +43,17 @@ impl Counting {
     }
 }
 
-/// A sender with the default batch size, writing to `socket`.
+/// A sender with the default batch size, writing to `socket`, its worker idle: a flush
+/// returns once the worker has looked at its queue, so a burst after it cannot be found by
+/// the worker's first look instead of by a wake-up.
 fn sender(socket: &Counting) -> Sender {
-    Sender::builder("unused")
+    let sender = Sender::builder("unused")
         .socket(socket.clone())
         .interval(HOUR)
         .build()
-        .unwrap()
+        .unwrap();
+    sender.flush().unwrap();
+    sender
 }
 
 #[test]
@@ -130,6 +134,7 @@ fn every_full_batch_of_a_long_stream_is_written_without_waiting_for_the_interval
         .interval(HOUR)
         .build()
         .unwrap();
+    sender.flush().unwrap();
     for i in 0..100 * 100 {
         sender.send("stream", i);
     }
