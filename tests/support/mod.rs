@@ -107,38 +107,25 @@ impl Carbon {
 
     /// The points carbon holds for `name` (cache and whisper file), as (timestamp, value).
     pub fn fetch(&self, name: &str) -> Vec<(u32, f64)> {
-        let out = Command::new(script())
-            .arg("fetch")
-            .arg(&self.dir)
-            .arg(name)
-            .output()
-            .expect("running scripts/carbon-server fetch");
-        assert!(
-            out.status.success(),
-            "fetch failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let (ts, value) = line.split_once(' ').unwrap();
-                (ts.parse().unwrap(), value.parse().unwrap())
-            })
-            .collect()
+        self.points("fetch", name)
     }
 
     /// The points of `name` that reached its whisper file on disk (not the cache).
     pub fn stored(&self, name: &str) -> Vec<(u32, f64)> {
+        self.points("stored", name)
+    }
+
+    /// Runs `scripts/carbon-server COMMAND DIR NAME` and reads its "ts value" lines.
+    fn points(&self, command: &str, name: &str) -> Vec<(u32, f64)> {
         let out = Command::new(script())
-            .arg("stored")
+            .arg(command)
             .arg(&self.dir)
             .arg(name)
             .output()
-            .expect("running scripts/carbon-server stored");
+            .unwrap_or_else(|err| panic!("running scripts/carbon-server {command}: {err}"));
         assert!(
             out.status.success(),
-            "stored failed: {}",
+            "{command} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout)
