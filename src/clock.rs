@@ -1,4 +1,5 @@
-//! The current Unix second, for stamping points, at the cost of one atomic load.
+//! Time: the current Unix second, for stamping points at the cost of one atomic load, and
+//! deadlines that saturate instead of overflowing.
 //!
 //! Reading the system clock costs a send more than everything else it does (about 25 ns
 //! here), and Carbon keeps only whole seconds. So a small process-wide thread stores the
@@ -10,7 +11,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static NOW: AtomicU32 = AtomicU32::new(0);
 static TICKER: OnceLock<()> = OnceLock::new();
@@ -54,9 +55,28 @@ fn system_now() -> (u32, Duration) {
     (since_epoch.as_secs() as u32, since_epoch - whole)
 }
 
+/// `from + by`, saturating at a moment a century away instead of overflowing: a huge
+/// timeout, interval or backoff means "practically never", not a panic.
+pub(crate) fn later(from: Instant, by: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    from.checked_add(by.min(CENTURY))
+        .or_else(|| from.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > later(now, Duration::from_secs(3600)));
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn the_clock_follows_the_system_clock_to_the_second() {

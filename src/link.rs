@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::SendSocket;
-use crate::report::{LogLimit, later, report};
+use crate::clock::later;
+use crate::report::{LogLimit, report};
 use crate::stats::Counters;
 use crate::worker::Shared;
 
@@ -218,14 +219,11 @@ impl Link {
                         self.drop_connection();
                     }
                     let lines = self.give_up(batch, end - start);
-                    if let Some(suppressed) = self.failure_log.allow(now) {
-                        let copy = io::Error::new(error.kind(), error.to_string());
-                        reports.push(Report::Refused {
-                            error: copy,
-                            lines,
-                            suppressed,
-                        });
-                    }
+                    self.report_failure(now, reports, |suppressed| Report::Refused {
+                        error: copy_of(&error),
+                        lines,
+                        suppressed,
+                    });
                     refused = Some(error);
                 }
                 Attempt::Panicked { message } => {
@@ -234,13 +232,11 @@ impl Link {
                     self.drop_connection();
                     // A socket that panicked on these lines would likely panic again.
                     let lines = self.give_up(batch, batch.bytes.len());
-                    if let Some(suppressed) = self.failure_log.allow(now) {
-                        reports.push(Report::Panicked {
-                            message,
-                            lines,
-                            suppressed,
-                        });
-                    }
+                    self.report_failure(now, reports, |suppressed| Report::Panicked {
+                        message,
+                        lines,
+                        suppressed,
+                    });
                     refused = Some(io::Error::other("the socket panicked"));
                 }
                 Attempt::Failed { error, connected } => {
@@ -274,25 +270,36 @@ impl Link {
         } else if connected && !says_unreachable(error.kind()) {
             self.fruitless += 1;
         }
-        let copy = || io::Error::new(error.kind(), error.to_string());
         if self.fruitless >= MAX_ATTEMPTS {
             self.fruitless = 0;
             let lines = self.give_up(batch, batch.bytes.len());
-            if let Some(suppressed) = self.failure_log.allow(now) {
-                reports.push(Report::GaveUp {
-                    error: copy(),
-                    lines,
-                    suppressed,
-                });
-            }
-        } else if let Some(suppressed) = self.failure_log.allow(now) {
-            reports.push(Report::Failed {
-                error: copy(),
-                unsent: batch.lines,
+            self.report_failure(now, reports, |suppressed| Report::GaveUp {
+                error: copy_of(&error),
+                lines,
+                suppressed,
+            });
+        } else {
+            let unsent = batch.lines;
+            self.report_failure(now, reports, |suppressed| Report::Failed {
+                error: copy_of(&error),
+                unsent,
                 suppressed,
             });
         }
         error
+    }
+
+    /// Queues a failure's report, unless one went out within the last log period (it is
+    /// then counted in the next one's `suppressed`).
+    fn report_failure(
+        &self,
+        now: Instant,
+        reports: &mut Vec<Report>,
+        report: impl FnOnce(u64) -> Report,
+    ) {
+        if let Some(suppressed) = self.failure_log.allow(now) {
+            reports.push(report(suppressed));
+        }
     }
 
     fn succeeded(
@@ -457,6 +464,11 @@ fn says_unreachable(kind: io::ErrorKind) -> bool {
             | TimedOut
             | WouldBlock
     )
+}
+
+/// A copy of an I/O error (kind and message), for a report and a caller that both need one.
+pub(crate) fn copy_of(error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), error.to_string())
 }
 
 /// Runs a call into the user's socket, turning a panic into its message.

@@ -13,11 +13,12 @@ use parking_lot::Mutex;
 
 use crate::Error;
 use crate::builder::{Builder, FullQueue, Transport};
+use crate::clock::later;
 use crate::clock::now_secs;
 use crate::encode::{LineFormat, tag_suffix};
 use crate::link::{Batch, Link, Report};
 use crate::metric::{Metric, Name, Point, Timestamp, Value};
-use crate::report::{LogLimit, later, report};
+use crate::report::{LogLimit, report};
 use crate::socket::{SendSocket, TcpSocket, UdpSocket};
 use crate::stats::{Counters, Stats};
 use crate::validate::{self, LINE_OVERHEAD, MAX_LINE_LEN, Prefix};

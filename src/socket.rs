@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::report::later;
+use crate::clock::later;
 
 /// Where a [`Sender`](crate::Sender)'s bytes go. Implement it to replace how they leave: write
 /// to a file, wrap a TLS stream, or capture lines in a test.

@@ -23,10 +23,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, Try
 use parking_lot::Mutex;
 
 use crate::Error;
+use crate::clock::later;
 use crate::encode::LineFormat;
-use crate::link::{Batch, Link, Report, panic_message};
+use crate::link::{Batch, Link, Report, copy_of, panic_message};
 use crate::metric::Point;
-use crate::report::{LogLimit, later, report};
+use crate::report::{LogLimit, report};
 use crate::stats::Counters;
 
 /// What travels on a sender's queue.
@@ -104,8 +105,7 @@ impl FlushWaiters {
         let waiters = std::mem::take(&mut *self.waiters.lock());
         self.count.fetch_sub(waiters.len(), Ordering::AcqRel);
         for waiter in waiters {
-            let copy = io::Error::new(error.kind(), error.to_string());
-            let _ = waiter.try_send(Err(Error::Io(copy)));
+            let _ = waiter.try_send(Err(Error::Io(copy_of(error))));
         }
     }
 }
