@@ -30,17 +30,22 @@ fn run_child(port: u16, count: usize, args: &[&str]) {
     assert!(status.success());
 }
 
+/// Every line is the child's metric of its own index, in the order sent.
+fn assert_in_order(lines: &[String]) {
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("child.metric{i} {i} ")),
+            "line {i}: {line:?}"
+        );
+    }
+}
+
 #[test]
 fn a_child_that_returns_from_main_delivers_all_metrics_over_tcp() {
     let sink = TcpSink::start();
     run_child(sink.port, TCP_COUNT, &["tcp"]);
     let lines = sink.wait_for_lines(TCP_COUNT);
-    assert!(
-        lines
-            .iter()
-            .enumerate()
-            .all(|(i, l)| l.starts_with(&format!("child.metric{i} {i} ")))
-    );
+    assert_in_order(&lines);
 }
 
 #[test]
@@ -71,12 +76,7 @@ fn a_child_that_returns_from_main_delivers_all_metrics_over_udp() {
         "lines received in {} datagrams",
         sink.datagrams.lock().unwrap().len()
     );
-    assert!(
-        lines
-            .iter()
-            .enumerate()
-            .all(|(i, l)| l.starts_with(&format!("child.metric{i} {i} ")))
-    );
+    assert_in_order(&lines);
 }
 
 #[test]

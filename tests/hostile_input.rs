@@ -191,11 +191,7 @@ fn short(err: &Error) -> String {
 #[test]
 fn hostile_inputs_are_refused_with_a_typed_error_and_nothing_reaches_the_stream() {
     let capture = Capture::default();
-    let sender = Sender::builder("unused")
-        .synchronous()
-        .socket(capture.clone())
-        .build()
-        .unwrap();
+    let sender = capture.synchronous_sender();
     let cases = hostile_cases();
     assert!(cases.len() >= 50);
     for (what, metric, expected) in cases.clone() {
@@ -325,11 +321,7 @@ fn hostile_default_tag_is_refused_when_building() {
 #[test]
 fn accepted_edge_cases_make_exactly_one_well_formed_line_each() {
     let capture = Capture::default();
-    let sender = Sender::builder("unused")
-        .synchronous()
-        .socket(capture.clone())
-        .build()
-        .unwrap();
+    let sender = capture.synchronous_sender();
     let accepted: Vec<Metric<'_>> = vec![
         name(&format!("{}.a", "s".repeat(255))),
         name(&format!("a.{}", "s".repeat(251))),
@@ -480,11 +472,7 @@ fn the_line_parser_reads_what_carbon_reads() {
 #[test]
 fn a_parsed_line_forwarded_through_a_sender_is_written_as_carbon_normalizes_it() {
     let capture = Capture::default();
-    let sender = Sender::builder("unused")
-        .synchronous()
-        .socket(capture.clone())
-        .build()
-        .unwrap();
+    let sender = capture.synchronous_sender();
     let line = graphyte::parse_line(b"a.b;zone=eu;host=x 42 1700000000").unwrap();
     sender.try_send(line.to_metric()).unwrap();
     assert_eq!(

@@ -110,11 +110,7 @@ fn a_point_sent_after_shutdown_is_refused_and_counted() {
 #[test]
 fn a_synchronous_sender_refuses_sends_after_shutdown() {
     let capture = Capture::default();
-    let sender = Sender::builder("unused")
-        .synchronous()
-        .socket(capture.clone())
-        .build()
-        .unwrap();
+    let sender = capture.synchronous_sender();
     sender.try_send(Metric::new("before", 1)).unwrap();
     sender.shutdown(WAIT).unwrap();
     let after = sender.try_send(Metric::new("after", 2));

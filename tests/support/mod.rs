@@ -34,6 +34,15 @@ impl Capture {
     pub fn lines(&self) -> Vec<String> {
         lines_of(&self.0.lock().unwrap())
     }
+
+    /// A synchronous sender writing into this capture: each send is in it when it returns.
+    pub fn synchronous_sender(&self) -> graphyte::Sender {
+        graphyte::Sender::builder("unused")
+            .synchronous()
+            .socket(self.clone())
+            .build()
+            .unwrap()
+    }
 }
 
 /// A socket that accepts and discards everything.
