@@ -3,11 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::socket::{DEFAULT_MAX_DATAGRAM, SendSocket, UdpSocket};
-use crate::{Error, Sender};
+use crate::error::Error;
+use crate::protocol::{DEFAULT_MAX_FRAME, MAX_FRAME, MIN_FRAME, Protocol};
+use crate::sender::{FullQueue, Parts, Sender};
+use crate::transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
 
-/// Default Carbon plaintext port.
-pub const DEFAULT_PORT: u16 = 2003;
+/// Default Carbon plaintext port (pickle: 2004, see [`Protocol::default_port`]).
+pub const DEFAULT_PORT: u16 = Protocol::Plaintext.default_port();
 /// Default timeout for connecting, writing, flushing and shutting down.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default flush interval of background mode.
@@ -15,34 +17,21 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default queue capacity of background mode, in metrics (112 bytes each: about 1.8 MB,
 /// allocated up front).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
-/// Default number of lines per batch.
+/// Default number of metrics per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// Largest queue capacity a builder accepts (about 470 MB, allocated up front).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 22;
 
-/// The transport a [`Builder`] sets up when no custom [`SendSocket`] is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Transport {
-    /// One persistent TCP connection (the default).
-    #[default]
-    Tcp,
-    /// UDP datagrams of whole lines (see [`Builder::max_datagram`]).
-    Udp,
-}
-
-/// What a background-mode send does when the queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum FullQueue {
-    /// Drop the metric and count it in [`Stats::dropped`](crate::Stats::dropped) (the
-    /// default): the caller never waits.
-    #[default]
-    Drop,
-    /// Wait until the worker makes room. The caller can then be held up by a slow or
-    /// unreachable Carbon. A send that returns `Ok` is then always written, or counted as
-    /// failed if Carbon cannot be reached by the shutdown deadline; never dropped.
-    Block,
+impl Sender {
+    /// Starts configuring a sender for Carbon at `host` (a name or an IP address).
+    ///
+    /// ```
+    /// let sender = graphyte::Sender::builder("carbon.example.com").build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn builder(host: impl Into<String>) -> Builder {
+        Builder::new(host.into())
+    }
 }
 
 /// Configures and builds a [`Sender`]. Created by [`Sender::builder`].
@@ -60,7 +49,11 @@ pub enum FullQueue {
 #[must_use = "a builder does nothing until built"]
 pub struct Builder {
     pub(crate) host: String,
-    pub(crate) port: u16,
+    /// `None`: the protocol's default port.
+    pub(crate) port: Option<u16>,
+    pub(crate) protocol: Protocol,
+    /// `None`: the default for the protocol and transport.
+    pub(crate) max_frame: Option<usize>,
     pub(crate) prefix: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) interval: Option<Duration>,
@@ -80,6 +73,7 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("protocol", &self.protocol)
             .field("prefix", &self.prefix)
             .field("interval", &self.interval)
             .field("transport", &self.transport)
@@ -92,7 +86,9 @@ impl Builder {
     pub(crate) fn new(host: String) -> Self {
         Builder {
             host,
-            port: DEFAULT_PORT,
+            port: None,
+            protocol: Protocol::Plaintext,
+            max_frame: None,
             prefix: None,
             timeout: DEFAULT_TIMEOUT,
             interval: Some(DEFAULT_INTERVAL),
@@ -108,14 +104,43 @@ impl Builder {
         }
     }
 
-    /// Carbon's port (default 2003).
+    /// Carbon's port (default: the protocol's, 2003 for plaintext and 2004 for pickle).
     ///
     /// ```
     /// let builder = graphyte::Sender::builder("localhost").port(2013);
     /// # let _ = builder;
     /// ```
     pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
+        self.port = Some(port);
+        self
+    }
+
+    /// The wire format: plaintext lines (the default) or Carbon's pickle protocol (TCP only;
+    /// carbon-c-relay does not read it). See [`Protocol`].
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost").protocol(graphyte::Protocol::Pickle);
+    /// # let _ = builder;
+    /// ```
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Most bytes in one frame, the unit of a write: a chunk of whole plaintext lines, or one
+    /// pickle frame's payload (default and Carbon's cap: 1 MiB, [`DEFAULT_MAX_FRAME`]; from
+    /// 256 bytes to 1 GiB). A batch larger than this is split across frames. Raise it only
+    /// for a receiver that takes larger frames (go-carbon: 64 MiB). Over UDP a frame is a
+    /// datagram, at most [`max_datagram`](Builder::max_datagram) bytes.
+    ///
+    /// ```
+    /// let builder = graphyte::Sender::builder("localhost")
+    ///     .protocol(graphyte::Protocol::Pickle)
+    ///     .max_frame(256 * 1024);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = Some(bytes);
         self
     }
 
@@ -181,7 +206,8 @@ impl Builder {
         self
     }
 
-    /// Most lines in one write (default 1000).
+    /// Metrics written together (default 1000): the worker writes as soon as this many are
+    /// waiting.
     ///
     /// ```
     /// let builder = graphyte::Sender::builder("localhost").batch_size(500);
@@ -265,7 +291,7 @@ impl Builder {
     }
 
     /// Sends through `socket` instead of the built-in transport; host, port, transport and
-    /// max_datagram are then unused.
+    /// max_datagram are then unused. It is given whole frames of the chosen protocol.
     ///
     /// ```
     /// struct Discard;
@@ -299,10 +325,36 @@ impl Builder {
     /// ```
     pub fn build(self) -> Result<Sender, Error> {
         self.check()?;
-        Sender::start(self)
+        let port = self.port.unwrap_or(self.protocol.default_port());
+        let socket: Box<dyn SendSocket> = match self.socket {
+            Some(socket) => socket,
+            None => match self.transport {
+                Transport::Tcp => Box::new(TcpSocket::new(&self.host, port, self.timeout)),
+                Transport::Udp => Box::new(UdpSocket::new(&self.host, port, self.max_datagram)),
+            },
+        };
+        let max_frame = self.max_frame.unwrap_or(DEFAULT_MAX_FRAME);
+        // A datagram carries one frame.
+        let max_frame = socket
+            .max_payload()
+            .map_or(max_frame, |max| max.min(max_frame));
+        Sender::start(Parts {
+            socket,
+            protocol: self.protocol,
+            max_frame,
+            prefix: self.prefix,
+            tags: self.tags,
+            interval: self.interval,
+            timeout: self.timeout,
+            queue_capacity: self.queue_capacity,
+            batch_size: self.batch_size,
+            full_queue: self.full_queue,
+            backoff: self.backoff,
+            log_sends: self.log_sends,
+        })
     }
 
-    fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         let (min_backoff, max_backoff) = self.backoff;
         let problem = if self.batch_size == 0 {
             "batch_size must be at least 1"
@@ -314,10 +366,20 @@ impl Builder {
             "timeout must be more than zero"
         } else if !(1..=UdpSocket::MAX_DATAGRAM).contains(&self.max_datagram) {
             "max_datagram must be from 1 to 8192 bytes (Carbon truncates larger datagrams)"
+        } else if self
+            .max_frame
+            .is_some_and(|f| !(MIN_FRAME..=MAX_FRAME).contains(&f))
+        {
+            "max_frame must be from 256 bytes to 1 GiB"
         } else if min_backoff.is_zero() {
             "the backoff's minimum must be more than zero"
         } else if max_backoff < min_backoff {
             "the backoff's maximum must be at least its minimum"
+        } else if self.protocol == Protocol::Pickle
+            && self.transport == Transport::Udp
+            && self.socket.is_none()
+        {
+            "the pickle protocol needs TCP: Carbon has no pickle receiver on UDP"
         } else {
             return Ok(());
         };
@@ -349,6 +411,10 @@ mod tests {
         let second = Duration::from_secs(1);
         assert!(problem(b().backoff(second, second / 2)).contains("maximum"));
         assert!(problem(b().backoff(Duration::ZERO, second)).contains("minimum"));
+        assert!(problem(b().max_frame(255)).contains("max_frame"));
+        assert!(problem(b().max_frame((1 << 30) + 1)).contains("max_frame"));
+        let pickle_over_udp = b().protocol(Protocol::Pickle).transport(Transport::Udp);
+        assert!(problem(pickle_over_udp).contains("pickle"));
     }
 
     #[test]

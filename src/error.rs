@@ -145,3 +145,8 @@ impl Error {
         )
     }
 }
+
+/// A copy of an I/O error (kind and message), for a report and a caller that both need one.
+pub(crate) fn copy_of(error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), error.to_string())
+}

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::builder::Builder;
+use crate::delivery::stats::Stats;
+use crate::error::Error;
+use crate::point::metric::{Metric, Name, Timestamp, Value};
 use crate::report::report;
-use crate::{Builder, Error, Metric, Name, Sender, Stats, Timestamp, Value};
+use crate::sender::{BatchOutcome, Sender};
 
 static DEFAULT: RwLock<Option<Sender>> = RwLock::new(None);
 /// Bumped after every change of `DEFAULT`.
@@ -164,6 +168,20 @@ pub fn send_tagged<'a>(name: impl Into<Name<'a>>, value: impl Into<Value>, tags:
 /// ```
 pub fn send_metric(metric: Metric<'_>) {
     with_default(|sender| sender.send_metric(metric));
+}
+
+/// Sends many metrics in one call through the default sender. See [`Sender::send_batch`]:
+/// each metric is checked on its own. Before [`init`] every metric is lost, with
+/// [`Error::NoDefaultSender`].
+///
+/// ```
+/// let outcome = graphyte::send_batch([("disk.free", 12.5), ("disk.used", 87.5)]);
+/// assert!(matches!(outcome.first_error, Some(graphyte::Error::NoDefaultSender)));
+/// ```
+pub fn send_batch<'a, M: Into<Metric<'a>>>(metrics: impl IntoIterator<Item = M>) -> BatchOutcome {
+    let mut metrics = Some(metrics);
+    with_default(|sender| sender.send_batch(metrics.take().expect("called once")))
+        .unwrap_or_else(|| BatchOutcome::lost_all(metrics.into_iter().flatten().count()))
 }
 
 /// Sends a [`Metric`] through the default sender and says what happened to it. See

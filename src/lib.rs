@@ -36,34 +36,35 @@
 #![warn(clippy::missing_errors_doc)]
 
 mod builder;
-mod clock;
-mod encode;
+mod delivery;
+mod dry_run;
 mod error;
 mod global;
-mod link;
-mod metric;
 mod parse;
+mod point;
+mod protocol;
 mod report;
 mod sender;
-mod socket;
-mod stats;
-mod validate;
-mod worker;
+mod transport;
 
 pub use builder::{
     Builder, DEFAULT_BATCH_SIZE, DEFAULT_INTERVAL, DEFAULT_PORT, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_TIMEOUT, FullQueue, MAX_QUEUE_CAPACITY, Transport,
+    DEFAULT_TIMEOUT, MAX_QUEUE_CAPACITY,
 };
+pub use delivery::stats::Stats;
+pub use dry_run::DryRun;
 pub use error::Error;
 pub use global::{
-    DefaultGuard, flush, init, send, send_at, send_metric, send_tagged, shutdown, stats, try_send,
+    DefaultGuard, flush, init, send, send_at, send_batch, send_metric, send_tagged, shutdown,
+    stats, try_send,
 };
-pub use metric::{Metric, Name, Timestamp, Value};
 pub use parse::{Line, parse_line};
-pub use sender::Sender;
-pub use socket::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, UdpSocket};
-pub use stats::Stats;
-pub use validate::{MAX_LAST_SEGMENT_LEN, MAX_LINE_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN};
+pub use point::metric::{Metric, Name, Timestamp, Value};
+pub use point::names::{NameEncoder, split_escaped, unescape};
+pub use point::validate::{MAX_LAST_SEGMENT_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN};
+pub use protocol::{DEFAULT_MAX_FRAME, MAX_LINE_LEN, Protocol};
+pub use sender::{BatchOutcome, FullQueue, Sender};
+pub use transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
@@ -74,31 +75,46 @@ pub struct ReadmeDoctests;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_internals {
-    use crate::encode::{LineFormat, tag_suffix};
-    use crate::metric::{Name, Point};
+    use crate::point::metric::{Name, Point};
+    use crate::protocol::{Encode, Encoder, Frames, PathStyle, Protocol};
 
-    /// The worker's line formatting, for a prefix and default tags.
-    pub struct LineEncoder(LineFormat);
+    /// The worker's encoding, for a protocol, a prefix and default tags.
+    pub struct FrameEncoder {
+        encoder: Encoder,
+        frames: Frames,
+    }
 
-    impl LineEncoder {
-        /// An encoder for `prefix` and default `tags`.
-        pub fn new(prefix: &str, tags: &[(&str, &str)]) -> Self {
-            LineEncoder(LineFormat {
-                prefix: format!("{prefix}.").into(),
-                default_tags: tag_suffix(tags.iter().copied()).into(),
-            })
+    impl FrameEncoder {
+        /// An encoder for `protocol`, `prefix` and default `tags`, with 1 MiB frames.
+        pub fn new(protocol: Protocol, prefix: &str, tags: &[(&str, &str)]) -> Self {
+            let tags = crate::point::metric::tag_suffix(tags.iter().copied());
+            let style = PathStyle::new(Some(prefix), &tags);
+            FrameEncoder {
+                encoder: Encoder::new(protocol, style, crate::DEFAULT_MAX_FRAME),
+                frames: Frames::default(),
+            }
         }
 
-        /// Appends one line to `out`.
+        /// Encodes one point into the open frame.
         pub fn encode(
-            &self,
+            &mut self,
             name: &'static str,
             value: impl Into<crate::Value>,
             timestamp: u32,
-            out: &mut Vec<u8>,
         ) {
             let point = Point::new(Name::from(name), None, value.into().0, timestamp);
-            self.0.write_line(&point, out);
+            self.encoder.push(&point, &mut self.frames);
+        }
+
+        /// Closes the frames and drops them; returns how many bytes they were.
+        pub fn finish(&mut self) -> usize {
+            self.encoder.close(&mut self.frames);
+            let mut bytes = 0;
+            while let Some((frame, _)) = self.frames.front() {
+                bytes += frame.len;
+                self.frames.consume_front(frame.len, frame.points);
+            }
+            bytes
         }
     }
 }

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use crate::metric::Number;
-use crate::validate::{self, MAX_LINE_LEN};
-use crate::{Error, Metric, Name, Timestamp, Value};
+use crate::error::Error;
+use crate::point::metric::{Metric, Name, Number, Timestamp, Value};
+use crate::point::validate;
+use crate::protocol::MAX_LINE_LEN;
 
 /// One plaintext line, checked: what [`parse_line`] returns.
 ///

@@ -5,6 +5,7 @@
 //! would be logged from inside its own logging on the same thread (the logger's send failed
 //! too: logging that would recurse), and survives a logger that panics.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -81,6 +82,15 @@ impl LogLimit {
     }
 }
 
+/// The text of a panic's payload, when it has one.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -88,7 +98,7 @@ fn nanos(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::later;
+    use crate::point::clock::later;
 
     #[test]
     fn log_limit_lets_one_line_through_per_period() {

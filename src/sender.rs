@@ -11,18 +11,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{self as channel, SendTimeoutError, TrySendError, select};
 use parking_lot::Mutex;
 
-use crate::Error;
-use crate::builder::{Builder, FullQueue, Transport};
-use crate::clock::later;
-use crate::clock::now_secs;
-use crate::encode::{LineFormat, tag_suffix};
-use crate::link::{Batch, Link, Report};
-use crate::metric::{Metric, Name, Point, Timestamp, Value};
+use crate::delivery::link::{Link, LinkSettings, Report};
+use crate::delivery::shared::Shared;
+use crate::delivery::stats::{Counters, Stats};
+use crate::delivery::worker::{Control, Msg, Worker};
+use crate::error::Error;
+use crate::point::clock::{self, later, now_secs};
+use crate::point::metric::{Metric, Name, Point, Timestamp, Value, tag_suffix};
+use crate::point::validate::{self, Prefix};
+use crate::protocol::{Encoder, PathStyle, Protocol};
 use crate::report::{LogLimit, report};
-use crate::socket::{SendSocket, TcpSocket, UdpSocket};
-use crate::stats::{Counters, Stats};
-use crate::validate::{self, LINE_OVERHEAD, MAX_LINE_LEN, Prefix};
-use crate::worker::{Control, Msg, Shared, Worker};
+use crate::transport::SendSocket;
 
 /// Wake-ups the worker's wake channel holds; a wake finding it full is not needed anyway.
 const WAKE_CAPACITY: usize = 64;
@@ -36,13 +35,111 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 /// How long a blocked send waits for room before it looks for a shutdown again.
 const BLOCKED_SEND_SLICE: Duration = Duration::from_millis(10);
 
+/// The most bytes the worker's frame buffer reserves up front, whatever the batch size.
+const MAX_BATCH_RESERVE: usize = 1 << 20;
+
+/// What a send does when the background queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FullQueue {
+    /// Drop the metric and count it in [`Stats::dropped`] (the default): the caller never
+    /// waits.
+    #[default]
+    Drop,
+    /// Wait until the worker makes room. The caller can then be held up by a slow or
+    /// unreachable Carbon. A send that returns `Ok` is then always written, or counted as
+    /// failed if Carbon cannot be reached by the shutdown deadline; never dropped.
+    Block,
+}
+
+/// What a batch send did with its metrics (see [`Sender::send_batch`]).
+///
+/// ```
+/// # let sender = graphyte::Sender::builder("localhost").build()?;
+/// let outcome = sender.send_batch([("a.b", 1), ("a c", 2)]);
+/// assert!(!outcome.is_complete());
+/// assert!(outcome.first_error.unwrap().is_invalid_input());
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BatchOutcome {
+    /// Metrics accepted: queued for the worker or, in synchronous mode, written.
+    pub accepted: usize,
+    /// Metrics refused as invalid, each also counted in [`Stats::refused`].
+    pub refused: usize,
+    /// Metrics lost after they were checked: dropped (queue full, sender shut down) or, in
+    /// synchronous mode, not written; also counted in [`Stats`].
+    pub lost: usize,
+    /// The first error met, if any: what refused or lost a metric.
+    pub first_error: Option<Error>,
+}
+
+impl BatchOutcome {
+    /// True when every metric of the batch was accepted.
+    pub fn is_complete(&self) -> bool {
+        self.refused == 0 && self.lost == 0
+    }
+
+    /// `Ok(accepted)` when every metric was accepted.
+    ///
+    /// # Errors
+    ///
+    /// The first error met when a metric was refused or lost.
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// let accepted = sender.send_batch([("a.b", 1), ("a.c", 2)]).into_result()?;
+    /// assert_eq!(accepted, 2);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<usize, Error> {
+        match self.first_error {
+            Some(err) => Err(err),
+            None => Ok(self.accepted),
+        }
+    }
+
+    /// Every one of `count` metrics lost: there was no sender to take them.
+    pub(crate) fn lost_all(count: usize) -> Self {
+        BatchOutcome {
+            lost: count,
+            first_error: Some(Error::NoDefaultSender),
+            ..BatchOutcome::default()
+        }
+    }
+
+    fn lose(&mut self, count: usize, err: Error) {
+        self.lost += count;
+        self.first_error.get_or_insert(err);
+    }
+}
+
+/// What a sender is made of: a checked configuration, with its socket (see `Builder::build`).
+pub(crate) struct Parts {
+    pub(crate) socket: Box<dyn SendSocket>,
+    pub(crate) protocol: Protocol,
+    /// The frame limit, already within the socket's `max_payload`.
+    pub(crate) max_frame: usize,
+    pub(crate) prefix: Option<String>,
+    pub(crate) tags: Vec<(String, String)>,
+    /// `None` for synchronous mode.
+    pub(crate) interval: Option<Duration>,
+    pub(crate) timeout: Duration,
+    pub(crate) queue_capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) full_queue: FullQueue,
+    pub(crate) backoff: (Duration, Duration),
+    pub(crate) log_sends: bool,
+}
+
 /// Sends metrics to Carbon. Cheap to clone: clones share one queue, worker and connection.
 ///
 /// The worker stops when the last clone is dropped (after writing what is queued, within the
 /// timeout) or at [`shutdown`](Sender::shutdown); dropping one clone never stops it.
 ///
 /// A send can block or touch the network in two cases only: synchronous mode
-/// ([`Builder::synchronous`]) writes on the caller's thread, and [`FullQueue::Block`] waits
+/// ([`Builder::synchronous`](crate::Builder::synchronous)) writes on the caller's thread, and [`FullQueue::Block`] waits
 /// for room in a full queue. Otherwise it checks, stamps and queues the metric, and returns.
 ///
 /// ```no_run
@@ -68,6 +165,8 @@ impl fmt::Debug for Sender {
 
 struct Inner {
     rules: Rules,
+    /// Most points a synchronous batch writes at once.
+    batch_size: usize,
     shared: Arc<Shared>,
     timeout: Duration,
     refusals: LogLimit,
@@ -76,9 +175,8 @@ struct Inner {
 
 /// What the caller's thread checks before queueing.
 struct Rules {
-    max_line: usize,
-    /// Line bytes besides name and tags, at their longest.
-    overhead: usize,
+    /// Asked whether a point fits in a frame; a copy of the one the link encodes with.
+    encoder: Encoder,
     prefix: Prefix,
     default_tags: Vec<(String, String)>,
     default_tags_len: usize,
@@ -86,7 +184,7 @@ struct Rules {
 
 enum Mode {
     Background(Background),
-    Sync(Mutex<SyncLink>),
+    Sync(Mutex<Link>),
 }
 
 struct Background {
@@ -104,89 +202,54 @@ struct Background {
     queue_threshold: usize,
 }
 
-struct SyncLink {
-    link: Link,
-    format: LineFormat,
-    batch: Batch,
-}
-
 impl Sender {
-    /// Starts configuring a sender for Carbon at `host` (a name or an IP address).
-    ///
-    /// ```
-    /// let sender = graphyte::Sender::builder("carbon.example.com").build()?;
-    /// # Ok::<(), graphyte::Error>(())
-    /// ```
-    pub fn builder(host: impl Into<String>) -> Builder {
-        Builder::new(host.into())
-    }
-
-    /// Starts a sender for a checked configuration.
-    pub(crate) fn start(builder: Builder) -> Result<Sender, Error> {
-        crate::clock::start();
-        let (prefix, prefix_text) = match &builder.prefix {
-            Some(prefix) => (validate::check_prefix(prefix)?, format!("{prefix}.")),
-            None => (Prefix::default(), String::new()),
+    /// Starts a sender from the parts of a checked configuration.
+    pub(crate) fn start(parts: Parts) -> Result<Sender, Error> {
+        clock::start();
+        let prefix = match &parts.prefix {
+            Some(prefix) => validate::check_prefix(prefix)?,
+            None => Prefix::default(),
         };
-        for (key, value) in &builder.tags {
+        for (key, value) in &parts.tags {
             validate::check_tag(key, value)?;
         }
-        let socket: Box<dyn SendSocket> = match builder.socket {
-            Some(socket) => socket,
-            None => match builder.transport {
-                Transport::Tcp => {
-                    Box::new(TcpSocket::new(&builder.host, builder.port, builder.timeout))
-                }
-                Transport::Udp => Box::new(UdpSocket::new(
-                    &builder.host,
-                    builder.port,
-                    builder.max_datagram,
-                )),
-            },
-        };
-        let tags = builder.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let format = LineFormat {
-            prefix: prefix_text.into(),
-            default_tags: tag_suffix(tags).into(),
-        };
+        let default_tags = tag_suffix(parts.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let style = PathStyle::new(parts.prefix.as_deref(), &default_tags);
+        let encoder = Encoder::new(parts.protocol, style, parts.max_frame);
         let rules = Rules {
-            max_line: socket
-                .max_payload()
-                .map_or(MAX_LINE_LEN, |m| m.min(MAX_LINE_LEN)),
-            overhead: prefix.len + LINE_OVERHEAD,
+            encoder: encoder.clone(),
             prefix,
-            default_tags_len: format.default_tags.len(),
-            default_tags: builder.tags,
+            default_tags_len: default_tags.len(),
+            default_tags: parts.tags,
         };
         let shared = Arc::new(Shared::default());
-        let link = Link::new(
-            socket,
-            Arc::clone(&shared),
-            builder.backoff,
-            builder.interval.unwrap_or(SYNC_LOG_PERIOD),
-            builder.log_sends,
-        );
-        let mode = match builder.interval {
-            None => Mode::Sync(Mutex::new(SyncLink {
-                link,
-                format,
-                batch: Batch::default(),
-            })),
+        let reserve = match parts.interval {
+            Some(_) => parts.batch_size.saturating_mul(64).min(MAX_BATCH_RESERVE),
+            None => 0,
+        };
+        let settings = LinkSettings {
+            backoff: parts.backoff,
+            log_period: parts.interval.unwrap_or(SYNC_LOG_PERIOD),
+            log_sends: parts.log_sends,
+            reserve,
+        };
+        let link = Link::new(parts.socket, encoder, Arc::clone(&shared), settings);
+        let mode = match parts.interval {
+            None => Mode::Sync(Mutex::new(link)),
             Some(interval) => {
-                let (queue, queued) = channel::bounded(builder.queue_capacity);
+                let (queue, queued) = channel::bounded(parts.queue_capacity);
                 let (wakes, wake_rx) = channel::bounded(WAKE_CAPACITY);
                 let (exit_tx, exit) = channel::bounded(0);
-                let queue_threshold = (builder.queue_capacity / 2).max(1);
+                let queue_threshold = (parts.queue_capacity / 2).max(1);
                 let worker = Worker {
                     queue: queued.clone(),
                     wakes: wake_rx,
                     shared: Arc::clone(&shared),
-                    format,
                     link,
-                    batch_size: builder.batch_size,
+                    batch_size: parts.batch_size,
                     interval,
                     queue_threshold,
-                    timeout: builder.timeout,
+                    timeout: parts.timeout,
                     exit: exit_tx,
                 }
                 .spawn()?;
@@ -197,8 +260,8 @@ impl Sender {
                     worker_id: worker.thread().id(),
                     worker: Mutex::new(Some(worker)),
                     exit,
-                    block: builder.full_queue == FullQueue::Block,
-                    batch_size: builder.batch_size,
+                    block: parts.full_queue == FullQueue::Block,
+                    batch_size: parts.batch_size,
                     queue_threshold,
                 })
             }
@@ -206,8 +269,9 @@ impl Sender {
         Ok(Sender {
             inner: Arc::new(Inner {
                 rules,
+                batch_size: parts.batch_size,
                 shared,
-                timeout: builder.timeout,
+                timeout: parts.timeout,
                 refusals: LogLimit::new(SYNC_LOG_PERIOD),
                 mode,
             }),
@@ -323,8 +387,105 @@ impl Sender {
         let point = Point::new(name, tags, value.0, timestamp);
         match &inner.mode {
             Mode::Background(background) => background.send(point, &inner.shared),
-            Mode::Sync(link) => inner.send_now(link, point),
+            Mode::Sync(link) => inner.write_now(link, [point], 1).1,
         }
+    }
+
+    /// Sends many metrics in one call: `(name, value)` and `(name, value, timestamp)` tuples,
+    /// [`Metric`]s, or a map's entries. Like [`send`](Sender::send), it never fails as a whole;
+    /// the [`BatchOutcome`] says what became of the metrics.
+    ///
+    /// **Each metric is checked on its own**, not all or nothing: an invalid one is refused
+    /// (and counted in [`Stats::refused`]) and the others are sent, as Carbon itself takes a
+    /// stream line by line. In background mode each point is queued as a single send would
+    /// be (under [`FullQueue::Drop`], those that find the queue full are dropped and
+    /// counted); a batch costs less per metric than single sends. In synchronous mode the
+    /// batch is written together, in frames of up to the batch size, so one write carries
+    /// many metrics.
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// use std::collections::HashMap;
+    /// let outcome = sender.send_batch([("disk.free", 12.5), ("disk.used", 87.5)]);
+    /// assert_eq!(outcome.accepted, 2);
+    ///
+    /// let counts = HashMap::from([("jobs.done".to_string(), 3), ("jobs.failed".to_string(), 0)]);
+    /// sender.send_batch(&counts);
+    ///
+    /// let outcome = sender.send_batch([("ok", 1), ("not ok", 2)]);
+    /// assert_eq!((outcome.accepted, outcome.refused), (1, 1));
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn send_batch<'a, M: Into<Metric<'a>>>(
+        &self,
+        metrics: impl IntoIterator<Item = M>,
+    ) -> BatchOutcome {
+        self.submit_batch(metrics.into_iter().map(Into::into), None)
+    }
+
+    /// Like [`send_batch`](Sender::send_batch), with one timestamp for every metric that has
+    /// none of its own (a metric's own timestamp is kept).
+    ///
+    /// ```
+    /// # let sender = graphyte::Sender::builder("localhost").build()?;
+    /// let now = std::time::SystemTime::now();
+    /// sender.send_batch_at([("cpu.user", 12.0), ("cpu.system", 3.5)], now);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn send_batch_at<'a, M: Into<Metric<'a>>>(
+        &self,
+        metrics: impl IntoIterator<Item = M>,
+        timestamp: impl Into<Timestamp>,
+    ) -> BatchOutcome {
+        self.submit_batch(metrics.into_iter().map(Into::into), Some(timestamp.into()))
+    }
+
+    fn submit_batch<'a>(
+        &self,
+        metrics: impl Iterator<Item = Metric<'a>>,
+        common: Option<Timestamp>,
+    ) -> BatchOutcome {
+        let inner = &*self.inner;
+        let mut outcome = BatchOutcome::default();
+        let mut chunk = Vec::new();
+        for Metric {
+            name,
+            value,
+            timestamp,
+            tags,
+        } in metrics
+        {
+            let (timestamp, tags) = match inner.check(&name, value, timestamp.or(common), tags) {
+                Ok(checked) => checked,
+                Err(err) => {
+                    outcome.refused += 1;
+                    outcome.first_error.get_or_insert(inner.refused(err));
+                    continue;
+                }
+            };
+            let point = Point::new(name, tags, value.0, timestamp);
+            match &inner.mode {
+                Mode::Background(background) => match background.send(point, &inner.shared) {
+                    Ok(()) => outcome.accepted += 1,
+                    Err(err) => outcome.lose(1, err),
+                },
+                Mode::Sync(link) => {
+                    chunk.push(point);
+                    if chunk.len() >= inner.batch_size {
+                        inner.write_chunk(link, &mut chunk, &mut outcome);
+                    }
+                }
+            }
+        }
+        if let Mode::Sync(link) = &inner.mode
+            && !chunk.is_empty()
+        {
+            inner.write_chunk(link, &mut chunk, &mut outcome);
+        }
+        if let Some(err) = &outcome.first_error {
+            inner.log_failed_send(err);
+        }
+        outcome
     }
 
     /// Writes everything queued so far and waits for it, up to the sender's timeout. In
@@ -419,13 +580,8 @@ impl Inner {
             .as_ref()
             .map_or(self.rules.default_tags_len, |t| t.len());
         validate::check_name(self.rules.prefix, name, tags_len > 0)?;
-        let len = self.rules.overhead + name.as_str().len() + tags_len;
-        if len > self.rules.max_line {
-            return Err(Error::LineTooLong {
-                len,
-                max: self.rules.max_line,
-            });
-        }
+        let path_len = self.rules.prefix.len + name.as_str().len() + tags_len;
+        self.rules.encoder.check_fits(path_len)?;
         Ok((timestamp, tags))
     }
 
@@ -468,20 +624,27 @@ impl Inner {
         }
     }
 
-    /// Synchronous mode: writes the point on this thread. What the write has to report is
-    /// logged once the lock is released, as a logger may send metrics through this sender.
-    fn send_now(&self, link: &Mutex<SyncLink>, point: Point) -> Result<(), Error> {
+    /// Synchronous mode: encodes and writes `points` (`count` of them) on this thread,
+    /// through the same link the worker uses. What the write has to report is logged once
+    /// the lock is released, as a logger may send metrics through this sender. Returns how
+    /// many points were lost, and what went wrong.
+    fn write_now(
+        &self,
+        link: &Mutex<Link>,
+        points: impl IntoIterator<Item = Point>,
+        count: usize,
+    ) -> (usize, Result<(), Error>) {
         if self.shared.closed.load(Ordering::Acquire) {
-            return Err(self.dropped(Error::Closed));
+            return (count, Err(dropped(&self.shared, count, Error::Closed)));
         }
         if self.writing_on_this_thread() {
             // Our own socket sends through us: waiting for the lock would wait for ourselves.
-            return Err(self.dropped(Error::Reentrant));
+            return (count, Err(dropped(&self.shared, count, Error::Reentrant)));
         }
         let me = self as *const Inner as usize;
         let outer = SYNC_WRITING.try_with(|writing| writing.replace(me)).ok();
         let mut reports = Vec::new();
-        let result = link.lock().send(point, &self.shared, &mut reports);
+        let result = write_points(&mut link.lock(), points, count, &self.shared, &mut reports);
         if let Some(outer) = outer {
             let _ = SYNC_WRITING.try_with(|writing| writing.set(outer));
         }
@@ -491,16 +654,20 @@ impl Inner {
         result
     }
 
+    /// Synchronous mode: writes a batch's chunk of points, and accounts for them.
+    fn write_chunk(&self, link: &Mutex<Link>, chunk: &mut Vec<Point>, outcome: &mut BatchOutcome) {
+        let count = chunk.len();
+        let (lost, result) = self.write_now(link, chunk.drain(..), count);
+        outcome.accepted += count - lost;
+        if let Err(err) = result {
+            outcome.lose(lost, err);
+        }
+    }
+
     /// True inside this (synchronous) sender's own write, on the thread making it.
     fn writing_on_this_thread(&self) -> bool {
         let me = self as *const Inner as usize;
         SYNC_WRITING.try_with(Cell::get).ok() == Some(me)
-    }
-
-    #[cold]
-    fn dropped(&self, err: Error) -> Error {
-        Counters::add(&self.shared.counters.dropped, 1);
-        err
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
@@ -511,7 +678,7 @@ impl Inner {
                 // From inside this sender's own write the lock is ours already: the write in
                 // progress is the last, and the connection closes with the sender.
                 if !self.writing_on_this_thread() {
-                    link.lock().link.disconnect();
+                    link.lock().disconnect();
                 }
                 Ok(())
             }
@@ -536,7 +703,7 @@ impl Background {
     #[inline]
     fn send(&self, point: Point, shared: &Shared) -> Result<(), Error> {
         if shared.closed.load(Ordering::Relaxed) {
-            return Err(dropped(shared, Error::Closed));
+            return Err(dropped(shared, 1, Error::Closed));
         }
         if self.block {
             return self.send_or_wait(point, shared);
@@ -548,9 +715,9 @@ impl Background {
             }
             Err(TrySendError::Full(_)) => {
                 self.wake(shared);
-                Err(dropped(shared, Error::QueueFull))
+                Err(dropped(shared, 1, Error::QueueFull))
             }
-            Err(TrySendError::Disconnected(_)) => Err(dropped(shared, Error::Closed)),
+            Err(TrySendError::Disconnected(_)) => Err(dropped(shared, 1, Error::Closed)),
         }
     }
 
@@ -607,7 +774,7 @@ impl Background {
 
     fn queue_or_wait(&self, mut msg: Msg, shared: &Shared) -> Result<(), Error> {
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(dropped(shared, Error::Closed));
+            return Err(dropped(shared, 1, Error::Closed));
         }
         match self.queue.try_send(msg) {
             Ok(()) => {
@@ -615,11 +782,11 @@ impl Background {
                 return Ok(());
             }
             Err(TrySendError::Full(back)) => msg = back,
-            Err(TrySendError::Disconnected(_)) => return Err(dropped(shared, Error::Closed)),
+            Err(TrySendError::Disconnected(_)) => return Err(dropped(shared, 1, Error::Closed)),
         }
         // The worker never waits for its own queue (its logger may send metrics).
         if self.on_worker_thread() {
-            return Err(dropped(shared, Error::QueueFull));
+            return Err(dropped(shared, 1, Error::QueueFull));
         }
         loop {
             self.wake(shared);
@@ -628,7 +795,7 @@ impl Background {
                 Err(SendTimeoutError::Timeout(back)) if !shared.closed.load(Ordering::SeqCst) => {
                     msg = back;
                 }
-                Err(_) => return Err(dropped(shared, Error::Closed)),
+                Err(_) => return Err(dropped(shared, 1, Error::Closed)),
             }
         }
     }
@@ -717,32 +884,35 @@ fn stopped_error(shared: &Shared) -> Error {
 }
 
 #[cold]
-fn dropped(shared: &Shared, err: Error) -> Error {
-    Counters::add(&shared.counters.dropped, 1);
+fn dropped(shared: &Shared, count: usize, err: Error) -> Error {
+    Counters::add(&shared.counters.dropped, count as u64);
     err
 }
 
-impl SyncLink {
-    fn send(
-        &mut self,
-        point: Point,
-        shared: &Shared,
-        reports: &mut Vec<Report>,
-    ) -> Result<(), Error> {
-        // A shutdown may have come while this thread waited for the lock.
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(dropped(shared, Error::Closed));
-        }
-        self.batch.clear();
-        self.format.write_line(&point, &mut self.batch.bytes);
-        self.batch.lines = 1;
-        Counters::add(&shared.counters.taken, 1);
-        let result = self.link.deliver(&mut self.batch, false, reports);
-        // Nothing retries in synchronous mode: what was not written is given up now.
-        Counters::add(&shared.counters.failed, self.batch.lines as u64);
-        self.batch.clear();
-        result.map_err(Error::Io)
+/// Synchronous mode, under the sender's lock: the same encoding and delivery as the worker,
+/// then whatever was not written is given up, as nothing retries it. Returns how many points
+/// were lost, and what went wrong.
+fn write_points(
+    link: &mut Link,
+    points: impl IntoIterator<Item = Point>,
+    count: usize,
+    shared: &Shared,
+    reports: &mut Vec<Report>,
+) -> (usize, Result<(), Error>) {
+    // A shutdown may have come while this thread waited for the lock.
+    if shared.closed.load(Ordering::Acquire) {
+        return (count, Err(dropped(shared, count, Error::Closed)));
     }
+    for point in points {
+        link.push(&point);
+    }
+    Counters::add(&shared.counters.taken, count as u64);
+    // Only this link counts failures, and it is ours while the lock is held.
+    let failed_before = shared.counters.failed.load(Ordering::Relaxed);
+    let result = link.deliver(false, reports);
+    link.give_up_all();
+    let lost = shared.counters.failed.load(Ordering::Relaxed) - failed_before;
+    (lost as usize, result.map_err(Error::Io))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The background worker: takes points off the queue, formats them, and writes batches.
+//! The background worker: takes points off the queue, hands them to the link to encode, and
+//! has it write batches.
 //!
 //! The queue carries points and, in order with them, the controls that must see exactly what
 //! came before them (as tracing-appender's `Msg::Shutdown`): a flush writes what was queued
@@ -15,20 +16,19 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, TryRecvError};
-use parking_lot::Mutex;
 
-use crate::Error;
-use crate::clock::later;
-use crate::encode::LineFormat;
-use crate::link::{Batch, Link, Report, copy_of, panic_message};
-use crate::metric::Point;
-use crate::report::{LogLimit, report};
-use crate::stats::Counters;
+use crate::delivery::link::{Link, Report};
+use crate::delivery::shared::Shared;
+use crate::delivery::stats::Counters;
+use crate::error::Error;
+use crate::point::clock::later;
+use crate::point::metric::Point;
+use crate::report::{LogLimit, panic_message, report};
 
 /// What travels on a sender's queue.
 pub(crate) enum Msg {
@@ -47,80 +47,13 @@ pub(crate) enum Control {
     },
 }
 
-/// What the handles and the worker share.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    /// Set while a wake-up is on its way (or the worker cannot take points anyway), so that
-    /// senders do not send another.
-    pub(crate) wake_pending: AtomicBool,
-    /// Set while the worker waits with nothing to do.
-    pub(crate) sleeping: AtomicBool,
-    /// Lines the worker holds in its batch while it sleeps.
-    pub(crate) held: AtomicUsize,
-    /// Set when shutdown begins (or the worker died): sends are refused from then on.
-    pub(crate) closed: AtomicBool,
-    /// Set once the worker has taken its last point: what is still queued is dropped.
-    pub(crate) stopped: AtomicBool,
-    /// Set when the worker panicked.
-    pub(crate) dead: AtomicBool,
-    /// Sends under `FullQueue::Block` in progress; a shutdown waits for them.
-    pub(crate) blocking_sends: AtomicUsize,
-    /// Flushes waiting for their answer. The worker tries to write at once while there are
-    /// any, and answers them all when that fails, even before it reaches their controls.
-    pub(crate) flushes: FlushWaiters,
-    /// Makes the worker's next round panic: how unit tests reach the path of a worker lost
-    /// to a bug, which nothing else can take any more.
-    #[cfg(test)]
-    pub(crate) panic_next_round: AtomicBool,
-}
-
-/// The answer channels of the flushes under way.
-#[derive(Debug, Default)]
-pub(crate) struct FlushWaiters {
-    count: AtomicUsize,
-    waiters: Mutex<Vec<ChannelSender<Result<(), Error>>>>,
-}
-
-impl FlushWaiters {
-    pub(crate) fn add(&self, done: &ChannelSender<Result<(), Error>>) {
-        self.waiters.lock().push(done.clone());
-        self.count.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn remove(&self, done: &ChannelSender<Result<(), Error>>) {
-        let mut waiters = self.waiters.lock();
-        let before = waiters.len();
-        waiters.retain(|waiter| !waiter.same_channel(done));
-        self.count
-            .fetch_sub(before - waiters.len(), Ordering::AcqRel);
-    }
-
-    fn any(&self) -> bool {
-        self.count.load(Ordering::Acquire) > 0
-    }
-
-    /// Answers every waiting flush with `error`.
-    fn fail_all(&self, error: &io::Error) {
-        let waiters = std::mem::take(&mut *self.waiters.lock());
-        self.count.fetch_sub(waiters.len(), Ordering::AcqRel);
-        for waiter in waiters {
-            let _ = waiter.try_send(Err(Error::Io(copy_of(error))));
-        }
-    }
-}
-
 /// Batches written in one go before the worker looks at its wake-ups again.
 const MAX_BATCHES_PER_ROUND: usize = 64;
-
-/// The most bytes a batch reserves up front, whatever the batch size.
-const MAX_BATCH_RESERVE: usize = 1 << 20;
 
 pub(crate) struct Worker {
     pub(crate) queue: Receiver<Msg>,
     pub(crate) wakes: Receiver<()>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) format: LineFormat,
     pub(crate) link: Link,
     pub(crate) batch_size: usize,
     pub(crate) interval: Duration,
@@ -134,7 +67,6 @@ pub(crate) struct Worker {
 }
 
 struct State {
-    batch: Batch,
     next_flush: Instant,
     drops_reported: u64,
     drop_log: LogLimit,
@@ -165,7 +97,6 @@ impl Worker {
 
     fn run(mut self) {
         let mut state = State {
-            batch: Batch::with_capacity(self.batch_size.saturating_mul(64).min(MAX_BATCH_RESERVE)),
             next_flush: later(Instant::now(), self.interval),
             drops_reported: 0,
             drop_log: LogLimit::new(self.interval),
@@ -175,7 +106,7 @@ impl Worker {
             match catch_unwind(AssertUnwindSafe(|| self.step(&mut state))) {
                 Ok(Step::Continue) => {}
                 Ok(Step::Stop) => return,
-                Err(panic) => return self.die(&mut state, &panic_message(&*panic)),
+                Err(panic) => return self.die(&panic_message(&*panic)),
             }
         }
     }
@@ -206,28 +137,27 @@ impl Worker {
         }
         self.shared.wake_pending.store(false, Ordering::Release);
         for _ in 0..MAX_BATCHES_PER_ROUND {
-            if let Some(control) = self.fill(state) {
+            if let Some(control) = self.fill() {
                 return Round::Control(control);
             }
-            let full = state.batch.lines >= self.batch_size;
-            // Lines left by a failed write go out when the backoff ends, not at the next flush.
+            let held = self.link.held();
+            let full = held >= self.batch_size;
+            // Points left by a failed write go out when the backoff ends, not at the next flush.
             let retrying = self.link.retry_at().is_some();
-            let due = (flush_due || retrying) && state.batch.lines > 0;
+            let due = (flush_due || retrying) && held > 0;
             if !(full || due) {
                 return Round::Idle;
             }
-            // A flush under way wants its lines now, backoff or not, or its answer.
+            // A flush under way wants its points now, backoff or not, or its answer.
             let force = self.shared.flushes.any();
-            if let Err(err) = self
-                .link
-                .deliver(&mut state.batch, force, &mut state.reports)
+            if let Err(err) = self.link.deliver(force, &mut state.reports)
                 && force
-                && state.batch.lines > 0
+                && self.link.held() > 0
             {
                 self.shared.flushes.fail_all(&err);
             }
             self.report(state);
-            if self.in_backoff(state) {
+            if self.in_backoff() {
                 // Nothing can go out until the backoff ends: spare the senders their wake-ups.
                 self.shared.wake_pending.store(true, Ordering::Release);
                 return Round::Idle;
@@ -236,15 +166,15 @@ impl Worker {
         Round::More
     }
 
-    fn in_backoff(&self, state: &State) -> bool {
-        state.batch.lines > 0 && self.link.retry_at().is_some_and(|at| Instant::now() < at)
+    fn in_backoff(&self) -> bool {
+        self.link.held() > 0 && self.link.retry_at().is_some_and(|at| Instant::now() < at)
     }
 
-    /// Formats points from the queue into the batch until it is full or the queue is empty;
+    /// Hands points from the queue to the link until the batch is full or the queue is empty;
     /// stops at a control, which it returns. Once the sender is closed, the queue gets no new
     /// points, so it takes all of them: the shutdown's control must be reached even when
     /// Carbon cannot be written to.
-    fn fill(&mut self, state: &mut State) -> Option<Box<Control>> {
+    fn fill(&mut self) -> Option<Box<Control>> {
         let mut taken = 0u64;
         let mut control = None;
         let limit = if self.shared.closed.load(Ordering::Acquire) {
@@ -252,11 +182,12 @@ impl Worker {
         } else {
             self.batch_size
         };
-        while state.batch.lines < limit {
+        let mut held = self.link.held();
+        while held < limit {
             match self.queue.try_recv() {
                 Ok(Msg::Point(point)) => {
-                    self.format.write_line(&point, &mut state.batch.bytes);
-                    state.batch.lines += 1;
+                    self.link.push(&point);
+                    held += 1;
                     taken += 1;
                 }
                 Ok(Msg::Control(next)) => {
@@ -290,12 +221,9 @@ impl Worker {
     /// Writes the whole batch now, even during a backoff; stops at the first failure.
     fn write_all(&mut self, state: &mut State) -> io::Result<()> {
         let mut refused = Ok(());
-        while state.batch.lines > 0 {
-            if let Err(err) = self
-                .link
-                .deliver(&mut state.batch, true, &mut state.reports)
-            {
-                if state.batch.lines > 0 {
+        while self.link.held() > 0 {
+            if let Err(err) = self.link.deliver(true, &mut state.reports) {
+                if self.link.held() > 0 {
                     return Err(err);
                 }
                 refused = Err(err);
@@ -308,15 +236,16 @@ impl Worker {
     /// at the queue once more: a sender that queued a full batch in between either sees
     /// `sleeping` and wakes it, or was seen here.
     fn sleep(&mut self, state: &mut State) -> Step {
+        let held = self.link.held();
         let deadline = match self.link.retry_at() {
-            Some(retry) if state.batch.lines > 0 => retry.min(state.next_flush),
+            Some(retry) if held > 0 => retry.min(state.next_flush),
             _ => state.next_flush,
         };
-        if !self.in_backoff(state) {
-            self.shared.held.store(state.batch.lines, Ordering::Relaxed);
+        if !self.in_backoff() {
+            self.shared.held.store(held, Ordering::Relaxed);
             self.shared.sleeping.store(true, Ordering::SeqCst);
             let queued = self.queue.len();
-            if queued >= self.queue_threshold || queued + state.batch.lines >= self.batch_size {
+            if queued >= self.queue_threshold || queued + held >= self.batch_size {
                 self.shared.sleeping.store(false, Ordering::Relaxed);
                 return Step::Continue;
             }
@@ -342,28 +271,24 @@ impl Worker {
     fn finish(&mut self, state: &mut State, deadline: Instant, take_rest: bool) {
         self.report_drops(state);
         loop {
-            if take_rest && let Some(control) = self.fill(state) {
+            if take_rest && let Some(control) = self.fill() {
                 answer_refused(*control, &Error::Closed);
                 continue;
             }
-            if state.batch.lines == 0 || Instant::now() >= deadline {
+            if self.link.held() == 0 || Instant::now() >= deadline {
                 break;
             }
-            let _ = self
-                .link
-                .deliver(&mut state.batch, false, &mut state.reports);
+            let _ = self.link.deliver(false, &mut state.reports);
             self.report(state);
             match self.link.retry_at() {
-                Some(retry) if state.batch.lines > 0 && retry >= deadline => break,
-                Some(retry) if state.batch.lines > 0 => {
+                Some(retry) if self.link.held() > 0 && retry >= deadline => break,
+                Some(retry) if self.link.held() > 0 => {
                     thread::sleep(retry.saturating_duration_since(Instant::now()));
                 }
                 _ => {}
             }
         }
-        let failed = state.batch.lines as u64;
-        Counters::add(&self.shared.counters.failed, failed);
-        state.batch.clear();
+        let failed = self.link.give_up_all() as u64;
         self.shared.stopped.store(true, Ordering::Release);
         let late = self.drop_the_rest(Error::Closed);
         if failed > 0 {
@@ -397,21 +322,21 @@ impl Worker {
 
     /// A panic escaped a step: stop, visibly. What the worker held or was queued is counted
     /// as failed; from now on sends are refused and flush and shutdown say what happened.
-    fn die(&mut self, state: &mut State, message: &str) {
+    fn die(&mut self, message: &str) {
         self.shared.dead.store(true, Ordering::SeqCst);
         self.shared.closed.store(true, Ordering::SeqCst);
-        let mut lost = state.batch.lines as u64;
-        state.batch.clear();
+        let mut lost = self.link.give_up_all() as u64;
         for msg in self.queue.try_iter() {
             match msg {
+                // Counted before any later control is answered: its caller sees them.
                 Msg::Point(_) => {
                     Counters::add(&self.shared.counters.taken, 1);
+                    Counters::add(&self.shared.counters.failed, 1);
                     lost += 1;
                 }
                 Msg::Control(control) => answer_refused(*control, &Error::WorkerPanicked),
             }
         }
-        Counters::add(&self.shared.counters.failed, lost);
         self.shared.stopped.store(true, Ordering::Release);
         report!(
             Error,

@@ -1,22 +1,19 @@
-//! The rules a metric must follow to make one valid line that Carbon stores as sent.
+//! The rules a metric must follow so that Carbon reads it as one metric and stores it as sent.
 //!
 //! Every rule lives here, so the sender, the CLI and the line parser refuse the same things.
 //! They come from Carbon 1.1's line receiver (`line.strip().split()` on the decoded line, so
-//! any Unicode whitespace splits it; a line over 16,384 bytes closes the connection, losing
-//! every later line on it), its name parser (`TaggedSeries.parse`: a path ending in `"}` that
+//! any Unicode whitespace splits it), its name parser (`TaggedSeries.parse`: a path ending in `"}` that
 //! contains `{` is read as OpenMetrics; leading `~` are stripped from every name), and its
 //! storage: an untagged path becomes directories and a file `<last segment>.wsp`, so each
 //! segment is a file name (255 bytes), the last has 4 bytes less, and the whole path must fit
 //! the file system's 4,096 bytes. Tagged series are stored under a hash of their name, so only
-//! the line limit applies to them. The limits were measured against carbon-cache 1.1.7.
+//! the frame's limit applies to them, which the protocol checks. The limits were measured
+//! against carbon-cache 1.1.7.
 
 use std::cell::Cell;
 
-use crate::Error;
-use crate::metric::{Name, NameRef};
-
-/// Longest line Carbon's plaintext receiver takes, newline included.
-pub const MAX_LINE_LEN: usize = 16_384;
+use crate::error::Error;
+use crate::point::metric::{Name, NameRef};
 
 /// Longest path segment of an untagged name but the last: Carbon makes each a directory.
 pub const MAX_SEGMENT_LEN: usize = 255;
@@ -28,15 +25,6 @@ pub const MAX_LAST_SEGMENT_LEN: usize = MAX_SEGMENT_LEN - ".wsp".len();
 /// `LOCAL_DATA_DIR` (`/var/lib/graphite/whisper/`): its full file path must fit in 4,095
 /// bytes. A server storing under a longer directory takes that many bytes less.
 pub const MAX_PATH_LEN: usize = 4090 - "/var/lib/graphite/whisper".len();
-
-/// Longest text a value can format to (`-2.2250738585072014e-308` is 24 bytes).
-pub(crate) const MAX_VALUE_LEN: usize = 24;
-
-/// Longest a timestamp can format to (`4294967295`).
-pub(crate) const MAX_TIMESTAMP_LEN: usize = 10;
-
-/// Bytes a line adds around the name and tags at most: two spaces, value, timestamp, newline.
-pub(crate) const LINE_OVERHEAD: usize = 1 + MAX_VALUE_LEN + 1 + MAX_TIMESTAMP_LEN + 1;
 
 /// Tag names Carbon reserves: it sets `name` to the metric name itself.
 const RESERVED_TAG: &str = "name";

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::Error;
+use crate::error::Error;
 
 /// A metric value: any Rust integer or float, but not `bool`.
 ///
@@ -90,6 +90,13 @@ impl From<f32> for Value {
 impl From<f64> for Value {
     fn from(v: f64) -> Self {
         Value(Number::F64(v))
+    }
+}
+
+/// A borrowed number, as iterating over a map of values yields.
+impl<T: Copy + Into<Value>> From<&T> for Value {
+    fn from(v: &T) -> Self {
+        (*v).into()
     }
 }
 
@@ -253,6 +260,13 @@ impl<'a> From<&'a String> for Name<'a> {
     }
 }
 
+/// A borrowed `&str`, as iterating over a map keyed by names yields.
+impl<'a> From<&&'a str> for Name<'a> {
+    fn from(name: &&'a str) -> Self {
+        Name(NameRef::Borrowed(name))
+    }
+}
+
 impl From<String> for Name<'_> {
     fn from(name: String) -> Self {
         Name(NameRef::Owned(name))
@@ -328,6 +342,54 @@ impl<'a> Metric<'a> {
         self.tags = tags;
         self
     }
+}
+
+/// `(name, value)`: a metric stamped when sent, as in a batch.
+///
+/// ```
+/// let m: graphyte::Metric = ("jobs.done", 3).into();
+/// # let _ = m;
+/// ```
+impl<'a, N: Into<Name<'a>>, V: Into<Value>> From<(N, V)> for Metric<'a> {
+    fn from((name, value): (N, V)) -> Self {
+        Metric::new(name, value)
+    }
+}
+
+/// `(name, value, timestamp)`: a metric with its own timestamp, as in a batch.
+///
+/// ```
+/// let m: graphyte::Metric = ("jobs.done", 3, 1_700_000_000).into();
+/// # let _ = m;
+/// ```
+impl<'a, N: Into<Name<'a>>, V: Into<Value>, T: Into<Timestamp>> From<(N, V, T)> for Metric<'a> {
+    fn from((name, value, timestamp): (N, V, T)) -> Self {
+        Metric::new(name, value).timestamp(timestamp)
+    }
+}
+
+/// Formats a tag set as Carbon's suffix `;k=v;k2=v2`, sorted by tag name as Carbon normalizes
+/// it. When a name occurs twice, the later pair wins.
+pub(crate) fn tag_suffix<'t>(tags: impl IntoIterator<Item = (&'t str, &'t str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = tags.into_iter().collect();
+    // Stable sort keeps the given order among equal names; keep the last of each run.
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let kept = |i: usize| pairs.get(i + 1).is_none_or(|next| next.0 != pairs[i].0);
+    let len = (0..pairs.len())
+        .filter(|&i| kept(i))
+        .map(|i| pairs[i].0.len() + pairs[i].1.len() + 2)
+        .sum();
+    let mut out = String::with_capacity(len);
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if !kept(i) {
+            continue;
+        }
+        out.push(';');
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
 }
 
 /// A checked metric on its way to the worker. It holds no formatted text: the worker formats.
@@ -448,6 +510,12 @@ impl fmt::Debug for PointName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_sorted_and_later_duplicates_win() {
+        let suffix = tag_suffix([("zone", "a"), ("host", "x"), ("zone", "b")]);
+        assert_eq!(suffix, ";host=x;zone=b");
+    }
 
     #[test]
     fn float_timestamp_is_rounded_down() {
