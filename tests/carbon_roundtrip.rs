@@ -184,6 +184,31 @@ fn the_longest_names_graphyte_accepts_untagged_are_stored_on_disk_by_carbon() {
     );
 }
 
+#[test]
+fn carbon_files_a_name_with_a_slash_under_another_name_so_graphyte_refuses_it() {
+    use std::io::Write;
+    let t0 = recent_second();
+    let carbon = Carbon::start();
+    // Written by hand: graphyte itself will not write it.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", carbon.line_port)).unwrap();
+    write!(raw, "rt/slash.x 7 {t0}\n").unwrap();
+    drop(raw);
+    let mut stored = Vec::new();
+    support::wait_until(Duration::from_secs(15), || {
+        stored = carbon.stored("rt.slash.x");
+        !stored.is_empty()
+    });
+    assert_eq!(
+        stored,
+        [(t0, 7.0)],
+        "stored as rt.slash.x: {}",
+        carbon.log()
+    );
+    let sender = tcp(&carbon).build().unwrap();
+    let refused = sender.try_send(graphyte::Metric::new("rt/slash.x", 7).timestamp(t0));
+    assert!(matches!(refused, Err(graphyte::Error::InvalidName { .. })));
+}
+
 fn now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -102,6 +102,11 @@ fn hostile_cases() -> Vec<(&'static str, Metric<'static>, Refused)> {
         ),
         ("leading tildes", name("~~a.b"), Refused::Name),
         (
+            "slash in an untagged name (Carbon files a/b as a.b)",
+            name("a/b.c"),
+            Refused::Name,
+        ),
+        (
             "OpenMetrics-looking name",
             name("a{b=\"c\"}"),
             Refused::Name,
@@ -262,7 +267,7 @@ fn udp_refuses_a_line_longer_than_one_datagram() {
 
 #[test]
 fn hostile_prefix_is_refused_when_building() {
-    for prefix in ["a b", "a..b", "a;k=v", "", "~x", "a\n"] {
+    for prefix in ["a b", "a..b", "a;k=v", "", "~x", "a\n", "a/b"] {
         let err = Sender::builder("h").prefix(prefix).build().unwrap_err();
         assert!(
             matches!(err, Error::InvalidName { .. }),
@@ -426,6 +431,7 @@ const HOSTILE_LINES: &[&[u8]] = &[
     b"a 1 abc",
     b"~a.b 1 1700000000",
     b"~a.b;k=v 1 1700000000",
+    b"a/b.c 1 1700000000",
     b"a 1 99999999999999999999999",
 ];
 

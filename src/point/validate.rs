@@ -5,8 +5,9 @@
 //! any Unicode whitespace splits it), its name parser (`TaggedSeries.parse`: a path ending in `"}` that
 //! contains `{` is read as OpenMetrics; leading `~` are stripped from every name), and its
 //! storage: an untagged path becomes directories and a file `<last segment>.wsp`, so each
-//! segment is a file name (255 bytes), the last has 4 bytes less, and the whole path must fit
-//! the file system's 4,096 bytes. Tagged series are stored under a hash of their name, so only
+//! segment is a file name (255 bytes), the last has 4 bytes less, the whole path must fit
+//! the file system's 4,096 bytes, and a `/` would make another directory level, filing the
+//! point under another name. Tagged series are stored under a hash of their name, so only
 //! the frame's limit applies to them, which the protocol checks. The limits were measured
 //! against carbon-cache 1.1.7.
 
@@ -42,6 +43,8 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<Prefix, Error> {
     let shape = name_rule(prefix).map_err(|reason| invalid_name(prefix, reason))?;
     let reason = if shape.longest.max(shape.last) > MAX_SEGMENT_LEN {
         Some("has a path segment longer than 255 bytes")
+    } else if shape.has_slash {
+        Some(SLASH)
     } else if prefix.starts_with('~') {
         Some(TILDE)
     } else {
@@ -81,6 +84,7 @@ struct Shape {
     longest: usize,
     last: usize,
     has_brace: bool,
+    has_slash: bool,
 }
 
 /// The rules that keep a name one field of one line: not empty, no whitespace or control
@@ -94,6 +98,7 @@ fn name_rule(name: &str) -> Result<Shape, &'static str> {
         longest: 0,
         last: 0,
         has_brace: false,
+        has_slash: false,
     };
     let mut segment_start = 0;
     let mut non_ascii = false;
@@ -109,6 +114,7 @@ fn name_rule(name: &str) -> Result<Shape, &'static str> {
             }
             b';' => return Err("contains ';', which starts tags: pass tags separately"),
             b'{' => shape.has_brace = true,
+            b'/' => shape.has_slash = true,
             0..=b' ' | 0x7f => return Err(WHITESPACE),
             0x80.. => non_ascii = true,
             _ => {}
@@ -138,7 +144,9 @@ fn path_rule(prefix: Prefix, name: &str, shape: Shape, tagged: bool) -> Result<(
     if tagged {
         return Ok(());
     }
-    if shape.longest > MAX_SEGMENT_LEN {
+    if shape.has_slash {
+        Err(SLASH)
+    } else if shape.longest > MAX_SEGMENT_LEN {
         Err("has a path segment longer than 255 bytes, which Carbon cannot store")
     } else if shape.last > MAX_LAST_SEGMENT_LEN {
         Err("has a last segment longer than 251 bytes, which Carbon cannot store (it adds '.wsp')")
@@ -238,6 +246,8 @@ fn invalid_name(name: &str, reason: &'static str) -> Error {
 const WHITESPACE: &str = "contains whitespace or a control character";
 const EMPTY_SEGMENT: &str = "has an empty path segment (leading, trailing or doubled '.')";
 const TILDE: &str = "starts with '~', which Carbon strips from every name";
+const SLASH: &str =
+    "contains '/', which Carbon's storage reads as a '.' (a/b.c is stored as a.b.c)";
 
 fn has_space_or_control(text: &str) -> bool {
     text.bytes().any(|b| b <= b' ' || b == 0x7f) || (!text.is_ascii() && has_unicode_space(text))
@@ -332,6 +342,13 @@ mod tests {
         for name in ["a\u{a0}b", "a\u{2028}b", "a\u{85}b", "a\u{3000}b"] {
             assert_eq!(plain(name), Err(WHITESPACE), "{name:?}");
         }
+    }
+
+    #[test]
+    fn a_slash_is_refused_in_untagged_names_and_prefixes_and_kept_in_tagged_ones() {
+        assert_eq!(plain("a/b.c"), Err(SLASH));
+        assert_eq!(tagged("a/b.c"), Ok(()));
+        assert!(check_prefix("app/x").is_err());
     }
 
     #[test]
