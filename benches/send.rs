@@ -5,7 +5,7 @@ mod support;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use graphyte::Sender;
 use support::Discard;
 
@@ -50,6 +50,52 @@ fn send(c: &mut Criterion) {
             // Cloning the String is the caller's own cost; it is part of what they pay.
             time_sends(&sender, iters, |s, i| {
                 s.send(names[i as usize % 1000].clone(), i)
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Metrics per batch: what a caller reporting a set of stats at once might send.
+const BATCH: u64 = 100;
+
+/// The same 100 metrics sent one by one and as one batch; criterion reports the time per
+/// metric.
+fn batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch");
+    group.throughput(Throughput::Elements(BATCH));
+    let sender = queued_sender();
+    let items: Vec<(&'static str, u64)> = (0..BATCH).map(|i| ("app.requests.ok", i)).collect();
+    let time_batches = |iters: u64, send: &dyn Fn(&Sender)| {
+        let per_chunk = CHUNK / BATCH;
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let n = per_chunk.min(iters - done);
+            let start = Instant::now();
+            for _ in 0..n {
+                send(&sender);
+            }
+            total += start.elapsed();
+            sender.flush().unwrap();
+            done += n;
+        }
+        assert_eq!(sender.stats().dropped, 0);
+        total
+    };
+    group.bench_function("single_sends", |b| {
+        b.iter_custom(|iters| {
+            time_batches(iters, &|s| {
+                for &(name, value) in &items {
+                    s.send(name, value);
+                }
+            })
+        })
+    });
+    group.bench_function("send_batch", |b| {
+        b.iter_custom(|iters| {
+            time_batches(iters, &|s| {
+                black_box(s.send_batch(items.iter().copied()));
             })
         })
     });
@@ -106,5 +152,5 @@ fn sporadic(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, send, sporadic);
+criterion_group!(benches, send, batch, sporadic);
 criterion_main!(benches);
