@@ -170,7 +170,7 @@ impl Builder {
     }
 
     /// Background mode (the default, every 1 s): sends only queue the metric; a worker
-    /// thread writes a batch whenever `batch_size` lines are waiting, and whatever is waiting
+    /// thread writes a batch whenever `batch_size` metrics are waiting, and whatever is waiting
     /// at least every `interval`.
     ///
     /// ```
@@ -182,7 +182,7 @@ impl Builder {
         self
     }
 
-    /// Synchronous mode: every send formats and writes its line on the calling thread, and
+    /// Synchronous mode: every send encodes and writes its metric on the calling thread, and
     /// [`Sender::try_send`] reports I/O errors. The caller waits for the network.
     ///
     /// ```
@@ -315,7 +315,8 @@ impl Builder {
     ///
     /// [`Error::Config`] for an unusable setting (a zero batch size, queue capacity,
     /// interval, timeout or datagram size, a datagram over 8192 bytes, a queue over
-    /// [`MAX_QUEUE_CAPACITY`], a backoff whose minimum is zero or above its maximum);
+    /// [`MAX_QUEUE_CAPACITY`], a frame under 256 bytes or over 1 GiB, a backoff whose
+    /// minimum is zero or above its maximum, pickle over UDP);
     /// [`Error::InvalidName`] or [`Error::InvalidTag`] for a bad prefix or default tag;
     /// [`Error::Io`] if the worker thread cannot be started.
     ///

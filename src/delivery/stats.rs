@@ -24,7 +24,8 @@ pub struct Stats {
     /// Metrics accepted: put on the queue (background mode) or handed to the socket
     /// (synchronous mode).
     pub queued: u64,
-    /// Lines the socket accepted (for TCP: written to the kernel).
+    /// Metrics the socket accepted, in whole frames or whole lines (for TCP: written to the
+    /// kernel).
     pub sent: u64,
     /// Bytes the socket accepted.
     pub sent_bytes: u64,
@@ -41,7 +42,7 @@ pub struct Stats {
     pub reconnects: u64,
     /// Failed attempts to connect or write; each one is followed by a backoff.
     pub errors: u64,
-    /// Lines counted in `sent` that may not have been stored: those written on a connection
+    /// Metrics counted in `sent` that may not have been stored: those written on a connection
     /// in the 2 seconds up to its last write, when it later turned out broken. TCP cannot tell
     /// which of them the server had processed, and carbon-cache keeps points in memory for
     /// about a second before writing them to disk. An upper estimate, not a count of losses.
@@ -56,7 +57,8 @@ pub struct Stats {
 /// other way round with `Acquire`, so no snapshot shows more sent than queued.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Points the worker took off the queue (background), or lines written (synchronous).
+    /// Points the worker took off the queue (background), or handed to the link
+    /// (synchronous).
     pub(crate) taken: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) sent_bytes: AtomicU64,
