@@ -76,7 +76,9 @@ impl DryRun {
 impl Builder {
     /// Builds a [`DryRun`]: a synchronous sender with this configuration (prefix, tags,
     /// protocol, frame size, and for UDP the datagram size) whose socket keeps every frame
-    /// instead of sending it. Host, port, interval and any custom socket are unused.
+    /// instead of sending it. Host, port and interval are unused; a custom socket is replaced,
+    /// so the frames are those of the configured transport (and it is checked like one:
+    /// pickle over UDP is refused).
     ///
     /// # Errors
     ///

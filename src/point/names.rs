@@ -15,8 +15,10 @@ use crate::point::validate::{self, MAX_LAST_SEGMENT_LEN};
 /// | [`Strict`](NameEncoder::Strict) | `web1_example_com` | `GET__a_b` | `Z_rich` | `_` | no |
 /// | [`Compatible`](NameEncoder::Compatible) | `web1_example_com` | `GET__a_b` | `Zürich` | `_` | no |
 ///
-/// Every output is accepted by a [`Sender`](crate::Sender) as a segment of a name or as a tag
-/// value; [`join`](NameEncoder::join) checks the whole path.
+/// Every output is made only of what a [`Sender`](crate::Sender) accepts in a segment of a
+/// name or in a tag value; only its length can be too much. [`join`](NameEncoder::join)
+/// checks the whole path; the lossy modes cut a part to a storable length, `Escape` never
+/// cuts (a tag value longer than a line allows is refused when sent).
 ///
 /// ```
 /// use graphyte::NameEncoder;
