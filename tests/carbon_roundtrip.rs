@@ -191,7 +191,7 @@ fn carbon_files_a_name_with_a_slash_under_another_name_so_graphyte_refuses_it() 
     let carbon = Carbon::start();
     // Written by hand: graphyte itself will not write it.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", carbon.line_port)).unwrap();
-    write!(raw, "rt/slash.x 7 {t0}\n").unwrap();
+    writeln!(raw, "rt/slash.x 7 {t0}").unwrap();
     drop(raw);
     let mut stored = Vec::new();
     support::wait_until(Duration::from_secs(15), || {
