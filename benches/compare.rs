@@ -3,7 +3,8 @@
 //! Run through `scripts/bench`, which installs Python graphyte 1.7.1 into a venv and passes
 //! its interpreter in `GRAPHYTE_BENCH_PYTHON`. Each client runs in a child process of its own
 //! (this binary again, or Python), so its CPU time and peak memory are its own; a sink in this
-//! process counts the lines it receives over TCP and UDP and discards them.
+//! process counts the lines it receives over TCP and UDP and discards them. Each end-to-end
+//! client runs several times; its row gives the median and the range.
 
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
@@ -18,6 +19,9 @@ use graphyte::{FullQueue, Sender, Transport};
 /// Lines per end-to-end run, for the Rust clients and for Python (which is ~100× slower).
 const RUST_LINES: u64 = 2_000_000;
 const PYTHON_LINES: u64 = 100_000;
+/// End-to-end runs per client. One run on a busy machine (two cores here, shared by client,
+/// worker and sink) can be several times slower than the next; one figure hides that.
+const RUNS: usize = 5;
 /// Sends timed one at a time, 100 µs apart.
 const SPORADIC_SENDS: u64 = 5_000;
 const SPORADIC_PAUSE: Duration = Duration::from_micros(100);
@@ -201,33 +205,64 @@ struct Row {
     client: String,
     caller_ns: f64,
     sporadic_ns: f64,
-    lines_per_s: f64,
+    lines_per_s: Spread,
+    /// The worst run's share.
     received: f64,
+    /// The largest of the runs.
     rss_mb: f64,
-    cpu_s_per_m: f64,
+    cpu_s_per_m: Spread,
 }
 
-/// An end-to-end run: the child sends `lines`, the sink counts them. The caller cost is the
-/// child's own; the sporadic cost is measured apart.
-fn end_to_end(
-    client: &str,
-    counter: &Counter,
-    lines: u64,
-    run_child: impl FnOnce() -> Report,
-) -> Row {
-    counter.reset();
-    let report = run_child();
-    let received = counter.wait(lines);
-    let start = report.get("start_us");
-    let last = counter.last_micros.load(Ordering::Relaxed) as f64;
+/// Median and range of one figure over the runs.
+#[derive(Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Spread {
+        values.sort_by(f64::total_cmp);
+        Spread {
+            median: values[values.len() / 2],
+            min: values[0],
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+/// `RUNS` end-to-end runs: the child sends `lines`, the sink counts them. The caller cost is
+/// the child's own; the sporadic cost is measured apart.
+fn end_to_end(client: &str, counter: &Counter, lines: u64, run_child: impl Fn() -> Report) -> Row {
+    let (mut lines_per_s, mut cpu, mut caller_ns) = (vec![], vec![], vec![]);
+    let (mut received, mut rss_mb) = (1.0f64, 0.0f64);
+    for run in 1..=RUNS {
+        counter.reset();
+        let report = run_child();
+        let got = counter.wait(lines);
+        let start = report.get("start_us");
+        let last = counter.last_micros.load(Ordering::Relaxed) as f64;
+        lines_per_s.push(got as f64 / ((last - start) / 1e6));
+        cpu.push(report.get("cpu_s") / lines as f64 * 1e6);
+        caller_ns.push(report.get("caller_ns"));
+        received = received.min(got as f64 / lines as f64);
+        rss_mb = rss_mb.max(report.get("rss_kb") / 1024.0);
+        // Each run, so that a bimodal client shows which runs were slow.
+        eprintln!(
+            "  run {run}/{RUNS}: {:.2} M lines/s, {:.3} s CPU per 1M lines",
+            lines_per_s[run - 1] / 1e6,
+            cpu[run - 1]
+        );
+    }
     Row {
         client: client.into(),
-        caller_ns: report.get("caller_ns"),
+        caller_ns: Spread::of(caller_ns).median,
         sporadic_ns: f64::NAN,
-        lines_per_s: received as f64 / ((last - start) / 1e6),
-        received: received as f64 / lines as f64,
-        rss_mb: report.get("rss_kb") / 1024.0,
-        cpu_s_per_m: report.get("cpu_s") / lines as f64 * 1e6,
+        lines_per_s: Spread::of(lines_per_s),
+        received,
+        rss_mb,
+        cpu_s_per_m: Spread::of(cpu),
     }
 }
 
@@ -309,6 +344,17 @@ fn fmt(v: f64, digits: usize) -> String {
     }
 }
 
+/// "median (min–max)", the median alone when the runs agree to the digits shown.
+fn fmt_spread(spread: Spread, scale: f64, digits: usize) -> String {
+    let [median, min, max] =
+        [spread.median, spread.min, spread.max].map(|v| fmt(v * scale, digits));
+    if min == max {
+        median
+    } else {
+        format!("{median} ({min}–{max})")
+    }
+}
+
 fn ratio(ours: f64, theirs: f64, higher_is_better: bool) -> String {
     if ours.is_nan() || theirs.is_nan() {
         return "—".into();
@@ -325,7 +371,7 @@ fn print_table(rows: &[Row]) {
     let ours = &rows[0];
     println!();
     println!(
-        "| client | caller ns/send (burst) | caller ns/send (sporadic, median) | end-to-end lines/s | received | peak RSS MB | CPU s per 1M lines | graphyte's advantage (burst ns, lines/s, CPU) |"
+        "| client | caller ns/send (burst) | caller ns/send (sporadic, median) | end-to-end M lines/s, median (min–max) of {RUNS} | received (worst) | peak RSS MB | CPU s per 1M lines, median (min–max) | graphyte's advantage (burst ns, lines/s, CPU; medians) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for row in rows {
@@ -334,18 +380,18 @@ fn print_table(rows: &[Row]) {
             row.client,
             fmt(row.caller_ns, 1),
             fmt(row.sporadic_ns, 1),
-            fmt(row.lines_per_s, 0),
+            fmt_spread(row.lines_per_s, 1e-6, 2),
             fmt(row.received * 100.0, 1),
             fmt(row.rss_mb, 1),
-            fmt(row.cpu_s_per_m, 3),
+            fmt_spread(row.cpu_s_per_m, 1.0, 3),
             if std::ptr::eq(row, ours) {
                 "(anchor)".to_owned()
             } else {
                 format!(
                     "{}, {}, {}",
                     ratio(ours.caller_ns, row.caller_ns, false),
-                    ratio(ours.lines_per_s, row.lines_per_s, true),
-                    ratio(ours.cpu_s_per_m, row.cpu_s_per_m, false)
+                    ratio(ours.lines_per_s.median, row.lines_per_s.median, true),
+                    ratio(ours.cpu_s_per_m.median, row.cpu_s_per_m.median, false)
                 )
             }
         );
@@ -420,11 +466,11 @@ fn carbon_cpu(ours: &Row) {
     println!();
     println!(
         "CPU per 1M lines into a real carbon-cache ({lines} lines, 1,000 series): client {:.3} s, \
-         carbon-cache {:.3} s; the client costs {:.1}% of the server (client on a discard sink: {:.3} s)",
+         carbon-cache {:.3} s; the client costs {:.1}% of the server (client on a discard sink, median: {:.3} s)",
         client_cpu,
         carbon,
         client_cpu / carbon * 100.0,
-        ours.cpu_s_per_m
+        ours.cpu_s_per_m.median
     );
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{self as channel, SendTimeoutError, TrySendError, select};
+use crossbeam_channel::{self as channel, TrySendError, select};
 use parking_lot::Mutex;
 
 use crate::delivery::link::{Link, LinkSettings, Report};
@@ -788,11 +788,17 @@ impl Background {
         if self.on_worker_thread() {
             return Err(dropped(shared, 1, Error::QueueFull));
         }
+        // Waits for the worker to take the queue below its threshold, not for one slot (see
+        // `Room`): then this thread fills half a queue while the worker takes the other half.
         loop {
             self.wake(shared);
-            match self.queue.send_timeout(msg, BLOCKED_SEND_SLICE) {
+            shared.room.wait(
+                || self.queue.len() >= self.queue_threshold,
+                BLOCKED_SEND_SLICE,
+            );
+            match self.queue.try_send(msg) {
                 Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout(back)) if !shared.closed.load(Ordering::SeqCst) => {
+                Err(TrySendError::Full(back)) if !shared.closed.load(Ordering::SeqCst) => {
                     msg = back;
                 }
                 Err(_) => return Err(dropped(shared, 1, Error::Closed)),

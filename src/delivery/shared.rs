@@ -3,9 +3,10 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crossbeam_channel::Sender as ChannelSender;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::delivery::stats::Counters;
 use crate::error::{Error, copy_of};
@@ -29,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) dead: AtomicBool,
     /// Sends under `FullQueue::Block` in progress; a shutdown waits for them.
     pub(crate) blocking_sends: AtomicUsize,
+    /// Where sends under `FullQueue::Block` wait for the worker to make room.
+    pub(crate) room: Room,
     /// Flushes waiting for their answer. The worker tries to write at once while there are
     /// any, and answers them all when that fails, even before it reaches their controls.
     pub(crate) flushes: FlushWaiters,
@@ -36,6 +39,41 @@ pub(crate) struct Shared {
     /// to a bug, which nothing else can take any more.
     #[cfg(test)]
     pub(crate) panic_next_round: AtomicBool,
+}
+
+/// Where sends that found the queue full (`FullQueue::Block`) wait: until the worker has
+/// taken it below the queue threshold, not for one free slot. Refilling each slot as it frees
+/// (what the channel's own blocking send does) keeps the queue full and both threads on its
+/// head, the sender spinning there while the worker takes point after point: the worker slows
+/// down, so the queue stays full, and a run that falls into this stays in it at several times
+/// the CPU per line.
+#[derive(Debug, Default)]
+pub(crate) struct Room {
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    made: Condvar,
+}
+
+impl Room {
+    /// Waits while `no_room` holds, until the worker says there is room, for at most `slice`.
+    pub(crate) fn wait(&self, no_room: impl Fn() -> bool, slice: Duration) {
+        let mut guard = self.lock.lock();
+        // Counted before looking (`SeqCst`, as the worker's taking is): either the worker sees
+        // a waiter after it took, or this sees what it took.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        if no_room() {
+            self.made.wait_for(&mut guard, slice);
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes the waiting sends, if any, once `room` holds.
+    pub(crate) fn made(&self, room: impl Fn() -> bool) {
+        if self.waiting.load(Ordering::SeqCst) > 0 && room() {
+            let _guard = self.lock.lock();
+            self.made.notify_all();
+        }
+    }
 }
 
 /// The answer channels of the flushes under way.
@@ -70,5 +108,66 @@ impl FlushWaiters {
         for waiter in waiters {
             let _ = waiter.try_send(Err(Error::Io(copy_of(error))));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Long enough that a waiter returning sooner was woken, not timed out.
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_blocked_send_does_not_wait_when_there_is_room_already() {
+        let room = Room::default();
+        let started = Instant::now();
+        room.wait(|| false, LONG);
+        assert!(started.elapsed() < LONG / 2);
+    }
+
+    #[test]
+    fn a_blocked_send_is_woken_as_soon_as_the_worker_makes_room() {
+        let room = Arc::new(Room::default());
+        let full = Arc::new(AtomicBool::new(true));
+        let waiter = {
+            let (room, full) = (Arc::clone(&room), Arc::clone(&full));
+            thread::spawn(move || {
+                let started = Instant::now();
+                room.wait(|| full.load(Ordering::SeqCst), LONG);
+                started.elapsed()
+            })
+        };
+        while room.waiting.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        full.store(false, Ordering::SeqCst);
+        room.made(|| true);
+        assert!(waiter.join().unwrap() < LONG / 2);
+    }
+
+    #[test]
+    fn a_blocked_send_keeps_waiting_while_the_queue_is_above_the_threshold() {
+        let room = Arc::new(Room::default());
+        let slice = Duration::from_millis(200);
+        let waiter = {
+            let room = Arc::clone(&room);
+            thread::spawn(move || {
+                let started = Instant::now();
+                room.wait(|| true, slice);
+                started.elapsed()
+            })
+        };
+        while room.waiting.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        // The worker took a point, but the queue is still above its threshold.
+        room.made(|| false);
+        assert!(waiter.join().unwrap() >= slice);
     }
 }

@@ -198,6 +198,11 @@ impl Worker {
             }
         }
         Counters::add(&self.shared.counters.taken, taken);
+        if taken > 0 {
+            self.shared
+                .room
+                .made(|| self.queue.len() < self.queue_threshold);
+        }
         control
     }
 
