@@ -15,18 +15,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use graphyte::{BatchOutcome, Error, Metric, SendSocket, Sender};
-use support::{Capture, Discard, wait_until};
+use support::{Capture, Discard, lines_of, wait_until};
 
 const TS: u32 = 1_700_000_000;
-
-/// The lines of `bytes`, which must be UTF-8.
-fn lines_of(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8(bytes.to_vec())
-        .expect("the stream is UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 /// The lines of `bytes`, sorted (a map's entries come in no particular order).
 fn sorted_lines(bytes: &[u8]) -> Vec<String> {

@@ -9,21 +9,12 @@ use std::thread;
 use std::time::Duration;
 
 use graphyte::{Error, Metric, Protocol, Sender, Transport};
-use support::TcpSink;
+use support::{TcpSink, lines_of};
 
 const TS: u32 = 1_700_000_000;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("frames are UTF-8")
-}
-
-/// The lines of `bytes`, which must be UTF-8.
-fn lines_of(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8(bytes.to_vec())
-        .expect("the stream is UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Checks that `frame` is whole plaintext lines, each one the parser accepts; returns them.

@@ -194,3 +194,19 @@ impl PathStyle {
         out.extend_from_slice(self.tags(point).as_bytes());
     }
 }
+
+/// Encodes `points` and returns the frames made, with the points each carries.
+#[cfg(test)]
+pub(crate) fn frames_of(encoder: &impl Encode, points: &[Point]) -> Vec<(Vec<u8>, usize)> {
+    let mut frames = Frames::default();
+    for point in points {
+        encoder.push(point, &mut frames);
+    }
+    encoder.close(&mut frames);
+    let mut out = Vec::new();
+    while let Some((frame, bytes)) = frames.front() {
+        out.push((bytes.to_vec(), frame.points));
+        frames.consume_front(frame.len, frame.points);
+    }
+    out
+}

@@ -181,6 +181,7 @@ fn widen(v: f32) -> f64 {
 mod tests {
     use super::*;
     use crate::point::metric::Name;
+    use crate::protocol::frames_of;
 
     fn int(v: i128) -> Vec<u8> {
         let mut out = Vec::new();
@@ -190,20 +191,6 @@ mod tests {
 
     fn pickle(max_frame: usize) -> Pickle {
         Pickle::new(PathStyle::new(None, ""), max_frame)
-    }
-
-    fn frames_of(encoder: &Pickle, points: &[Point]) -> Vec<(Vec<u8>, usize)> {
-        let mut frames = Frames::default();
-        for point in points {
-            encoder.push(point, &mut frames);
-        }
-        encoder.close(&mut frames);
-        let mut out = Vec::new();
-        while let Some((frame, bytes)) = frames.front() {
-            out.push((bytes.to_vec(), frame.points));
-            frames.consume_front(frame.len, frame.points);
-        }
-        out
     }
 
     fn point(name: &'static str, timestamp: u32, value: Number) -> Point {

@@ -146,6 +146,7 @@ pub(crate) fn write_u64(mut v: u64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::point::metric::Name;
+    use crate::protocol::frames_of;
 
     fn number(value: Number) -> String {
         let mut out = Vec::new();
@@ -209,20 +210,6 @@ mod tests {
 
     fn point(name: &'static str, value: i64) -> Point {
         Point::new(Name::from(name), None, Number::Int(value), 1_700_000_000)
-    }
-
-    fn frames_of(encoder: &Plaintext, points: &[Point]) -> Vec<(Vec<u8>, usize)> {
-        let mut frames = Frames::default();
-        for point in points {
-            encoder.push(point, &mut frames);
-        }
-        encoder.close(&mut frames);
-        let mut out = Vec::new();
-        while let Some((frame, bytes)) = frames.front() {
-            out.push((bytes.to_vec(), frame.points));
-            frames.consume_front(frame.len, frame.points);
-        }
-        out
     }
 
     #[test]
