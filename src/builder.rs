@@ -335,14 +335,12 @@ impl Builder {
             },
         };
         let max_frame = self.max_frame.unwrap_or(DEFAULT_MAX_FRAME);
-        // A datagram carries one frame.
-        let max_frame = socket
-            .max_payload()
-            .map_or(max_frame, |max| max.min(max_frame));
+        let max_write = socket.max_payload();
         Sender::start(Parts {
             socket,
             protocol: self.protocol,
             max_frame,
+            max_write,
             prefix: self.prefix,
             tags: self.tags,
             interval: self.interval,

@@ -1,4 +1,4 @@
-//! Dry run: the exact bytes a sender would write, kept instead of sent.
+//! Dry run: the exact bytes a synchronous sender would write, kept instead of sent.
 
 use std::fmt;
 use std::io;
@@ -12,9 +12,11 @@ use crate::sender::Sender;
 use crate::transport::{SendSocket, Transport};
 
 /// A synchronous [`Sender`] that keeps what it would write instead of sending it: the exact
-/// bytes, frame by frame (a chunk of plaintext lines, or one pickle frame), made by the same
-/// checks, encoder and delivery code as a real sender. Nothing touches the network. Made by
-/// [`Builder::dry_run`].
+/// bytes a synchronous sender of the same configuration writes, frame by frame (a chunk of
+/// plaintext lines, or one pickle frame), made by the same checks, encoder and delivery code.
+/// Nothing touches the network. Each send is its own frame and a batch is written in frames
+/// of up to the batch size, as in synchronous mode; a background sender would pack
+/// everything queued within an interval into its frames. Made by [`Builder::dry_run`].
 ///
 /// ```
 /// use graphyte::{Protocol, Sender};

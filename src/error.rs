@@ -42,9 +42,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The line would be longer than Carbon (or the datagram size) accepts.
+    /// The metric would not fit: its plaintext line would be longer than Carbon (or the
+    /// datagram size) accepts, or its pickled point would not fit in one frame.
     LineTooLong {
-        /// The longest the line could be.
+        /// The longest the line, or the frame of this one point, could be.
         len: usize,
         /// The limit that applies.
         max: usize,
@@ -86,7 +87,7 @@ impl fmt::Display for Error {
             Error::InvalidLine { line, reason } => write!(f, "invalid line {line:?}: {reason}"),
             Error::LineTooLong { len, max } => write!(
                 f,
-                "line of up to {len} bytes exceeds the limit of {max} bytes; shorten the name or tags"
+                "metric of up to {len} bytes encoded exceeds the limit of {max} bytes; shorten the name or tags"
             ),
             Error::QueueFull => f.write_str(
                 "queue full, metric dropped; raise queue_capacity or choose FullQueue::Block",

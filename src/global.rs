@@ -171,17 +171,15 @@ pub fn send_metric(metric: Metric<'_>) {
 }
 
 /// Sends many metrics in one call through the default sender. See [`Sender::send_batch`]:
-/// each metric is checked on its own. Before [`init`] every metric is lost, with
-/// [`Error::NoDefaultSender`].
+/// each metric is checked on its own. Before [`init`] nothing is sent and the metrics are not
+/// even looked at: the outcome counts none, with [`Error::NoDefaultSender`].
 ///
 /// ```
 /// let outcome = graphyte::send_batch([("disk.free", 12.5), ("disk.used", 87.5)]);
 /// assert!(matches!(outcome.first_error, Some(graphyte::Error::NoDefaultSender)));
 /// ```
 pub fn send_batch<'a, M: Into<Metric<'a>>>(metrics: impl IntoIterator<Item = M>) -> BatchOutcome {
-    let mut metrics = Some(metrics);
-    with_default(|sender| sender.send_batch(metrics.take().expect("called once")))
-        .unwrap_or_else(|| BatchOutcome::lost_all(metrics.into_iter().flatten().count()))
+    with_default(|sender| sender.send_batch(metrics)).unwrap_or_else(BatchOutcome::no_sender)
 }
 
 /// Sends a [`Metric`] through the default sender and says what happened to it. See

@@ -1,9 +1,10 @@
 //! A Graphite (Carbon) client that stays out of the caller's way.
 //!
 //! Call [`init`] once at start-up and [`send`] anywhere. A send checks the metric, stamps it,
-//! and puts it on a bounded queue; a worker thread formats the lines and writes them to Carbon
-//! in batches over one persistent connection. Nothing a send lets through can break or
-//! misfile Carbon's lines, and no send panics.
+//! and puts it on a bounded queue; a worker thread encodes the points (plaintext lines, or
+//! Carbon's pickle frames, see [`Protocol`]) and writes them to Carbon in batches over one
+//! persistent connection. Nothing a send lets through can break Carbon's protocol or be filed
+//! under another name, and no send panics.
 //!
 //! A send blocks or touches the network in exactly two cases, both chosen when building: in
 //! synchronous mode ([`Builder::synchronous`]) it writes on the caller's thread and waits for
@@ -90,7 +91,7 @@ pub mod bench_internals {
             let tags = crate::point::metric::tag_suffix(tags.iter().copied());
             let style = PathStyle::new(Some(prefix), &tags);
             FrameEncoder {
-                encoder: Encoder::new(protocol, style, crate::DEFAULT_MAX_FRAME),
+                encoder: Encoder::new(protocol, style, crate::DEFAULT_MAX_FRAME, None),
                 frames: Frames::default(),
             }
         }

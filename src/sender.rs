@@ -38,6 +38,10 @@ const BLOCKED_SEND_SLICE: Duration = Duration::from_millis(10);
 /// The most bytes the worker's frame buffer reserves up front, whatever the batch size.
 const MAX_BATCH_RESERVE: usize = 1 << 20;
 
+/// The most points a synchronous batch holds on the caller's thread before writing them,
+/// whatever the batch size.
+const MAX_SYNC_CHUNK: usize = 1 << 14;
+
 /// What a send does when the background queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -78,7 +82,7 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// True when every metric of the batch was accepted.
     pub fn is_complete(&self) -> bool {
-        self.refused == 0 && self.lost == 0
+        self.first_error.is_none()
     }
 
     /// `Ok(accepted)` when every metric was accepted.
@@ -100,10 +104,9 @@ impl BatchOutcome {
         }
     }
 
-    /// Every one of `count` metrics lost: there was no sender to take them.
-    pub(crate) fn lost_all(count: usize) -> Self {
+    /// Nothing sent, nothing looked at: there is no sender.
+    pub(crate) fn no_sender() -> Self {
         BatchOutcome {
-            lost: count,
             first_error: Some(Error::NoDefaultSender),
             ..BatchOutcome::default()
         }
@@ -119,8 +122,9 @@ impl BatchOutcome {
 pub(crate) struct Parts {
     pub(crate) socket: Box<dyn SendSocket>,
     pub(crate) protocol: Protocol,
-    /// The frame limit, already within the socket's `max_payload`.
     pub(crate) max_frame: usize,
+    /// The socket's `max_payload`: the most bytes one write may carry.
+    pub(crate) max_write: Option<usize>,
     pub(crate) prefix: Option<String>,
     pub(crate) tags: Vec<(String, String)>,
     /// `None` for synchronous mode.
@@ -166,7 +170,7 @@ impl fmt::Debug for Sender {
 struct Inner {
     rules: Rules,
     /// Most points a synchronous batch writes at once.
-    batch_size: usize,
+    sync_chunk: usize,
     shared: Arc<Shared>,
     timeout: Duration,
     refusals: LogLimit,
@@ -215,7 +219,7 @@ impl Sender {
         }
         let default_tags = tag_suffix(parts.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let style = PathStyle::new(parts.prefix.as_deref(), &default_tags);
-        let encoder = Encoder::new(parts.protocol, style, parts.max_frame);
+        let encoder = Encoder::new(parts.protocol, style, parts.max_frame, parts.max_write);
         let rules = Rules {
             encoder: encoder.clone(),
             prefix,
@@ -269,7 +273,7 @@ impl Sender {
         Ok(Sender {
             inner: Arc::new(Inner {
                 rules,
-                batch_size: parts.batch_size,
+                sync_chunk: parts.batch_size.min(MAX_SYNC_CHUNK),
                 shared,
                 timeout: parts.timeout,
                 refusals: LogLimit::new(SYNC_LOG_PERIOD),
@@ -400,8 +404,8 @@ impl Sender {
     /// stream line by line. In background mode each point is queued as a single send would
     /// be (under [`FullQueue::Drop`], those that find the queue full are dropped and
     /// counted); a batch costs less per metric than single sends. In synchronous mode the
-    /// batch is written together, in frames of up to the batch size, so one write carries
-    /// many metrics.
+    /// batch is written together, in chunks of up to the batch size (at most 16,384), so one
+    /// write carries many metrics.
     ///
     /// ```
     /// # let sender = graphyte::Sender::builder("localhost").build()?;
@@ -471,7 +475,7 @@ impl Sender {
                 },
                 Mode::Sync(link) => {
                     chunk.push(point);
-                    if chunk.len() >= inner.batch_size {
+                    if chunk.len() >= inner.sync_chunk {
                         inner.write_chunk(link, &mut chunk, &mut outcome);
                     }
                 }
@@ -580,8 +584,9 @@ impl Inner {
             .as_ref()
             .map_or(self.rules.default_tags_len, |t| t.len());
         validate::check_name(self.rules.prefix, name, tags_len > 0)?;
-        let path_len = self.rules.prefix.len + name.as_str().len() + tags_len;
-        self.rules.encoder.check_fits(path_len)?;
+        self.rules
+            .encoder
+            .check_fits(name.as_str().len(), tags_len)?;
         Ok((timestamp, tags))
     }
 
@@ -678,7 +683,7 @@ impl Inner {
                 // From inside this sender's own write the lock is ours already: the write in
                 // progress is the last, and the connection closes with the sender.
                 if !self.writing_on_this_thread() {
-                    link.lock().disconnect();
+                    link.lock().close();
                 }
                 Ok(())
             }
@@ -909,10 +914,13 @@ fn write_points(
     if shared.closed.load(Ordering::Acquire) {
         return (count, Err(dropped(shared, count, Error::Closed)));
     }
+    // Always empty here, unless a panic cut the last write short: never let its partial
+    // frame out.
+    link.give_up_all();
+    Counters::add(&shared.counters.taken, count as u64);
     for point in points {
         link.push(&point);
     }
-    Counters::add(&shared.counters.taken, count as u64);
     // Only this link counts failures, and it is ours while the lock is held.
     let failed_before = shared.counters.failed.load(Ordering::Relaxed);
     let result = link.deliver(false, reports);

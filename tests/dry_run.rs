@@ -5,7 +5,6 @@ mod support;
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
-use std::thread;
 use std::time::Duration;
 
 use graphyte::{Error, Metric, Protocol, Sender, Transport};
@@ -466,8 +465,17 @@ fn dry_run_to_a_listening_tcp_port_sends_nothing_over_the_network() {
     assert_eq!(outcome.accepted, 5);
     dry.sender().flush().unwrap();
     dry.sender().shutdown(Duration::from_secs(1)).unwrap();
-    thread::sleep(Duration::from_millis(300));
-    assert_eq!(sink.connections.load(Ordering::SeqCst), 0, "connected");
+    // A probe connects after the dry run is done: had the dry run connected, the sink
+    // would have accepted that connection first, and would count two.
+    let _probe = std::net::TcpStream::connect(("127.0.0.1", sink.port)).unwrap();
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        sink.connections.load(Ordering::SeqCst) >= 1
+    }));
+    assert_eq!(
+        sink.connections.load(Ordering::SeqCst),
+        1,
+        "the dry run connected"
+    );
     assert!(sink.received.lock().unwrap().is_empty(), "bytes arrived");
     assert_eq!(lines_of(&dry.take()).len(), 10);
     let stats = dry.sender().stats();
@@ -477,8 +485,9 @@ fn dry_run_to_a_listening_tcp_port_sends_nothing_over_the_network() {
 #[test]
 fn dry_run_to_a_listening_udp_port_sends_nothing_over_the_network() {
     let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Only a bound for a broken test: the probe below always arrives.
     listener
-        .set_read_timeout(Some(Duration::from_millis(300)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let dry = Sender::builder("127.0.0.1")
         .port(listener.local_addr().unwrap().port())
@@ -489,9 +498,15 @@ fn dry_run_to_a_listening_udp_port_sends_nothing_over_the_network() {
         .sender()
         .send_batch_at((0..5).map(|i| ("net.udp", i)), TS);
     assert_eq!(outcome.accepted, 5);
+    // A probe sent after the dry run is done is the first datagram to arrive: on loopback a
+    // datagram is queued at the receiver when it is sent.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .send_to(b"probe", listener.local_addr().unwrap())
+        .unwrap();
     let mut buf = [0u8; 2048];
-    let received = listener.recv(&mut buf);
-    assert!(received.is_err(), "a datagram arrived: {received:?}");
+    let n = listener.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"probe", "the dry run sent a datagram first");
     assert_eq!(dry.sender().stats().sent, 5);
 }
 

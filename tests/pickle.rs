@@ -1234,3 +1234,50 @@ fn a_plaintext_line_cut_short_is_resent_whole_and_lines_written_before_it_are_no
         "sent counts each line and byte once: {stats:?}"
     );
 }
+
+/// Keeps each write whole; takes no write longer than `max`.
+struct SmallWrites {
+    max: usize,
+    writes: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl graphyte::SendSocket for SmallWrites {
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() > self.max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write too long",
+            ));
+        }
+        self.writes.lock().unwrap().push(buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.max)
+    }
+}
+
+#[test]
+fn pickle_frames_fit_a_sockets_max_payload_with_their_header() {
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let sender = pickle_builder()
+        .synchronous()
+        .batch_size(1000)
+        .socket(SmallWrites {
+            max: 1000,
+            writes: Arc::clone(&writes),
+        })
+        .build()
+        .unwrap();
+    // 71 bytes a point (a 57-byte path, a small value): 14 fill a payload of 1000 exactly,
+    // a frame of 1004 with its header.
+    let points = (0..200).map(|i| (format!("fit.{i:053}"), i % 200));
+    let outcome = sender.send_batch_at(points, T);
+    assert!(outcome.is_complete(), "{outcome:?}");
+    let writes = writes.lock().unwrap();
+    assert!(writes.len() > 1, "the batch is split across frames");
+    assert!(writes.iter().all(|w| w.len() <= 1000));
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.failed), (200, 0));
+}

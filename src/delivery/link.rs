@@ -483,12 +483,16 @@ impl Link {
         frame.points
     }
 
+    /// Drops a connection found broken, or left with part of a point on it.
     fn drop_connection(&mut self) {
         let _ = guarded(|| self.socket.disconnect());
         self.connection_lost();
     }
 
-    pub(crate) fn disconnect(&mut self) {
+    /// Closes the connection when the sender stops. Unlike a connection found broken
+    /// (`drop_connection`), this one was fine: nothing written on it is counted as possibly
+    /// lost.
+    pub(crate) fn close(&mut self) {
         let _ = guarded(|| self.socket.disconnect());
         self.connected = false;
         self.recent.clear();

@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     pub(crate) wake_pending: AtomicBool,
     /// Set while the worker waits with nothing to do.
     pub(crate) sleeping: AtomicBool,
-    /// Lines the worker holds in its batch while it sleeps.
+    /// Points the worker holds in its batch while it sleeps.
     pub(crate) held: AtomicUsize,
     /// Set when shutdown begins (or the worker died): sends are refused from then on.
     pub(crate) closed: AtomicBool,

@@ -16,7 +16,7 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,10 @@ impl Worker {
     /// points, so it takes all of them: the shutdown's control must be reached even when
     /// Carbon cannot be written to.
     fn fill(&mut self) -> Option<Box<Control>> {
-        let mut taken = 0u64;
+        let mut taken = Taken {
+            counter: &self.shared.counters.taken,
+            points: 0,
+        };
         let mut control = None;
         let limit = if self.shared.closed.load(Ordering::Acquire) {
             usize::MAX
@@ -186,9 +189,9 @@ impl Worker {
         while held < limit {
             match self.queue.try_recv() {
                 Ok(Msg::Point(point)) => {
+                    taken.points += 1;
                     self.link.push(&point);
                     held += 1;
-                    taken += 1;
                 }
                 Ok(Msg::Control(next)) => {
                     control = Some(next);
@@ -197,8 +200,9 @@ impl Worker {
                 Err(_) => break,
             }
         }
-        Counters::add(&self.shared.counters.taken, taken);
-        if taken > 0 {
+        let took_any = taken.points > 0;
+        drop(taken);
+        if took_any {
             self.shared
                 .room
                 .made(|| self.queue.len() < self.queue_threshold);
@@ -308,7 +312,7 @@ impl Worker {
                 "shutting down: {late} metrics sent while the sender was stopping were dropped"
             );
         }
-        self.link.disconnect();
+        self.link.close();
     }
 
     /// Drops what is left on the queue, counting it, and answers the controls among it.
@@ -342,6 +346,15 @@ impl Worker {
                 Msg::Control(control) => answer_refused(*control, &Error::WorkerPanicked),
             }
         }
+        // A panic inside the loop that takes points can leave some taken and not yet in the
+        // link, or in it and not yet counted as taken: every point taken is failed unless sent.
+        let counters = &self.shared.counters;
+        let taken = counters.taken.load(Ordering::Acquire);
+        let accounted =
+            counters.sent.load(Ordering::Acquire) + counters.failed.load(Ordering::Acquire);
+        let unaccounted = taken.saturating_sub(accounted);
+        Counters::add(&counters.failed, unaccounted);
+        lost += unaccounted;
         self.shared.stopped.store(true, Ordering::Release);
         report!(
             Error,
@@ -368,6 +381,18 @@ impl Worker {
             );
             state.drops_reported = dropped;
         }
+    }
+}
+
+/// Counts the points taken off the queue when dropped, also when a panic unwinds.
+struct Taken<'a> {
+    counter: &'a AtomicU64,
+    points: u64,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        Counters::add(self.counter, self.points);
     }
 }
 

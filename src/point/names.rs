@@ -36,9 +36,11 @@ pub enum NameEncoder {
     /// Reversible, in the spirit of aiographite's `clean_and_join_metric_parts`: every byte
     /// outside `A-Z a-z 0-9 _ -` is written `%XX` (its UTF-8 bytes in hex; in tag values
     /// `.` and `:` are kept too), and an empty text is a lone `%`. [`unescape`] and
-    /// [`split_escaped`] give the text back. The output is ASCII, so relays that rewrite
-    /// non-ASCII (carbon-c-relay) keep it intact, and graphite-web finds it with `%25` in a
-    /// URL. A part whose escaped form is too long to store is refused by `join`.
+    /// [`split_escaped`] give the text back. The output is ASCII; graphite-web finds it with
+    /// `%25` for each `%` in a URL. carbon-c-relay rewrites `%` to `_` unless started with
+    /// `-c '-_:#%'` (its list of characters kept besides letters and digits): through a
+    /// default carbon-c-relay, use `Strict`. A part whose escaped form is too long to store
+    /// is refused by `join`.
     Escape,
     /// Lossy and strict (Telegraf's `strict`): keeps `A-Z a-z 0-9 _ -` (and `.` `:` in tag
     /// values) and writes `_` for anything else, an empty text as `_`.
@@ -47,7 +49,9 @@ pub enum NameEncoder {
     /// cannot take (whitespace and control characters, `.` `;` `/` `\` `(` `)` `{` `}` `[`
     /// `]` `,` `=` `'` `"` `*` `?` `%` in segments; whitespace, control characters, `;` `'`
     /// `"` `\` `,` `(` `)` `{` `}` in tag values; a leading `~`), keeping letters of any
-    /// script and other punctuation; an empty text is `_`.
+    /// script and other punctuation; an empty text is `_`. Carbon stores non-ASCII names, but
+    /// graphite-web finds them only with `UTF8_METRICS = True`, and carbon-c-relay rewrites
+    /// them (and some punctuation) to `_`: for either, prefer `Strict`.
     Compatible,
 }
 

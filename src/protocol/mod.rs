@@ -89,6 +89,15 @@ pub(crate) trait Encode {
     fn limit(&self) -> usize;
 }
 
+macro_rules! each {
+    ($self:ident, $encoder:ident => $call:expr) => {
+        match $self {
+            Encoder::Plaintext($encoder) => $call,
+            Encoder::Pickle($encoder) => $call,
+        }
+    };
+}
+
 /// A sender's encoder: one protocol, its path style and its frame limit, fixed at build.
 #[derive(Debug, Clone)]
 pub(crate) enum Encoder {
@@ -98,17 +107,31 @@ pub(crate) enum Encoder {
 
 impl Encoder {
     /// An encoder for `protocol` writing paths in `style`, with frames of at most `max_frame`
-    /// bytes (for pickle, the length the frame's header gives).
-    pub(crate) fn new(protocol: Protocol, style: PathStyle, max_frame: usize) -> Self {
+    /// bytes (for pickle, the length its header gives), each of which fits one write of at
+    /// most `max_write` bytes, header included.
+    pub(crate) fn new(
+        protocol: Protocol,
+        style: PathStyle,
+        max_frame: usize,
+        max_write: Option<usize>,
+    ) -> Self {
+        let max_write = max_write.unwrap_or(usize::MAX);
         match protocol {
-            Protocol::Plaintext => Encoder::Plaintext(plaintext::Plaintext::new(style, max_frame)),
-            Protocol::Pickle => Encoder::Pickle(pickle::Pickle::new(style, max_frame)),
+            Protocol::Plaintext => {
+                Encoder::Plaintext(plaintext::Plaintext::new(style, max_frame.min(max_write)))
+            }
+            Protocol::Pickle => Encoder::Pickle(pickle::Pickle::new(
+                style,
+                max_frame.min(max_write.saturating_sub(pickle::HEADER)),
+            )),
         }
     }
 
-    /// Refuses a point whose path is `path_len` bytes long if it may not fit in one frame.
+    /// Refuses a point whose name is `name_len` bytes and whose tag suffix is `tags_len`
+    /// bytes (the call's own or the sender's defaults) if it may not fit in one frame.
     #[inline]
-    pub(crate) fn check_fits(&self, path_len: usize) -> Result<(), Error> {
+    pub(crate) fn check_fits(&self, name_len: usize, tags_len: usize) -> Result<(), Error> {
+        let path_len = self.style().prefix_len() + name_len + tags_len;
         if path_len <= self.max_path_len() {
             return Ok(());
         }
@@ -117,15 +140,10 @@ impl Encoder {
             max: self.limit(),
         })
     }
-}
 
-macro_rules! each {
-    ($self:ident, $encoder:ident => $call:expr) => {
-        match $self {
-            Encoder::Plaintext($encoder) => $call,
-            Encoder::Pickle($encoder) => $call,
-        }
-    };
+    fn style(&self) -> &PathStyle {
+        each!(self, e => &e.style)
+    }
 }
 
 impl Encode for Encoder {
@@ -158,7 +176,7 @@ impl Encode for Encoder {
 
 /// What every point's path is built from: the sender's prefix and default tags, formatted
 /// once. The path is the same text in every protocol: `prefix.name;tag=value;…`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct PathStyle {
     /// `"prefix."`, or empty.
     prefix: Box<str>,
@@ -173,6 +191,12 @@ impl PathStyle {
             prefix: prefix.map_or_else(String::new, |p| format!("{p}.")).into(),
             default_tags: default_tags.into(),
         }
+    }
+
+    /// Bytes the prefix adds to a path, its `.` included.
+    #[inline]
+    fn prefix_len(&self) -> usize {
+        self.prefix.len()
     }
 
     #[inline]

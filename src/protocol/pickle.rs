@@ -33,7 +33,7 @@ const APPENDS: u8 = b'e';
 const STOP: u8 = b'.';
 
 /// The length prefix.
-const HEADER: usize = 4;
+pub(super) const HEADER: usize = 4;
 /// A frame's payload without points: PROTO 2, EMPTY_LIST, MARK, APPENDS, STOP.
 const PAYLOAD_OVERHEAD: usize = PROTO_2.len() + 4;
 /// A point's bytes besides its path, at most: BINUNICODE and its length, a timestamp past
@@ -43,7 +43,7 @@ const POINT_OVERHEAD: usize = 1 + 4 + (2 + 5) + (2 + 9) + 2;
 /// Pickle frames whose payload is at most `max_frame` bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Pickle {
-    style: PathStyle,
+    pub(super) style: PathStyle,
     max_frame: usize,
 }
 

@@ -26,7 +26,7 @@ const LINE_OVERHEAD: usize = 1 + MAX_VALUE_LEN + 1 + MAX_TIMESTAMP_LEN + 1;
 /// Lines, cut into frames of at most `max_frame` bytes (a datagram's size over UDP).
 #[derive(Debug, Clone)]
 pub(crate) struct Plaintext {
-    style: PathStyle,
+    pub(super) style: PathStyle,
     max_frame: usize,
 }
 

@@ -48,7 +48,11 @@ pub enum Transport {
 /// - A panic is caught: the metrics of that batch are dropped and counted as failed, the panic
 ///   is logged, the socket is disconnected, and the worker carries on.
 ///
-/// Calls come from one thread at a time, never with a lock of graphyte's held.
+/// Calls come from one thread at a time. In background mode that is the worker, holding no
+/// lock of graphyte's. In synchronous mode it is the sending thread, holding the sender's
+/// lock: a socket must not wait for another thread that sends through the same sender (a send
+/// from the socket's own thread is refused with [`Error::Reentrant`](crate::Error::Reentrant)
+/// instead of waiting).
 ///
 /// ```
 /// use std::io;
