@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use graphyte::{Error, Metric, Protocol, Sender, Transport};
+use support::pickle::{PyNum, PyPoint, unpickle_frame};
 use support::{TcpSink, lines_of};
 
 const TS: u32 = 1_700_000_000;
@@ -25,81 +26,6 @@ fn whole_lines(frame: &[u8]) -> Vec<String> {
             .unwrap_or_else(|err| panic!("{line:?} in a frame is not a whole line: {err}"));
     }
     lines
-}
-
-// A reader for the subset of pickle the sender writes.
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-/// One point of a pickle frame: `(path, (timestamp, value))`.
-type Pickled = (String, Num, Num);
-
-/// Reads a pickle frame, checking its header against its payload, and returns its points.
-fn read_pickle_frame(frame: &[u8]) -> Vec<Pickled> {
-    let (header, payload) = frame.split_at(4);
-    assert_eq!(
-        u32::from_be_bytes(header.try_into().unwrap()) as usize,
-        payload.len(),
-        "the header gives the payload's length"
-    );
-    assert!(
-        payload.starts_with(b"\x80\x02]("),
-        "PROTO 2, EMPTY_LIST, MARK: {payload:?}"
-    );
-    assert!(payload.ends_with(b"e."), "APPENDS, STOP: {payload:?}");
-    let mut rest = &payload[4..payload.len() - 2];
-    let mut points = Vec::new();
-    while !rest.is_empty() {
-        assert_eq!(rest[0], b'X', "BINUNICODE path");
-        let len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
-        let path = String::from_utf8(rest[5..5 + len].to_vec()).unwrap();
-        rest = &rest[5 + len..];
-        let timestamp = read_number(&mut rest);
-        let value = read_number(&mut rest);
-        assert_eq!(&rest[..2], [0x86, 0x86], "two TUPLE2");
-        rest = &rest[2..];
-        points.push((path, timestamp, value));
-    }
-    points
-}
-
-fn read_number(rest: &mut &[u8]) -> Num {
-    let (num, used) = match rest[0] {
-        b'K' => (Num::Int(i128::from(rest[1])), 2),
-        b'M' => (
-            Num::Int(i128::from(u16::from_le_bytes([rest[1], rest[2]]))),
-            3,
-        ),
-        b'J' => (
-            Num::Int(i128::from(i32::from_le_bytes(
-                rest[1..5].try_into().unwrap(),
-            ))),
-            5,
-        ),
-        0x8a => {
-            let n = usize::from(rest[1]);
-            let bytes = &rest[2..2 + n];
-            let mut v = 0i128;
-            for (i, &b) in bytes.iter().enumerate() {
-                v |= i128::from(b) << (8 * i);
-            }
-            if n > 0 && bytes[n - 1] & 0x80 != 0 {
-                v -= 1i128 << (8 * n);
-            }
-            (Num::Int(v), 2 + n)
-        }
-        b'G' => (
-            Num::Float(f64::from_be_bytes(rest[1..9].try_into().unwrap())),
-            9,
-        ),
-        op => panic!("unexpected opcode {op:#04x}"),
-    };
-    *rest = &rest[used..];
-    num
 }
 
 // Plaintext.
@@ -270,20 +196,24 @@ fn a_pickle_frame_has_a_header_giving_its_payload_length_and_reads_back_as_the_p
     assert_eq!(outcome.accepted, 9);
     let frames = dry.take_frames();
     assert_eq!(frames.len(), 1, "one batch, one frame");
-    let ts = Num::Int(i128::from(TS));
+    let ts = PyNum::Int(i128::from(TS));
     let path = |name: &str| format!("app.{name};env=prod");
     assert_eq!(
-        read_pickle_frame(&frames[0]),
+        unpickle_frame(&frames[0]),
         [
-            (path("small"), ts, Num::Int(7)),
-            (path("short"), ts, Num::Int(300)),
-            (path("negative"), ts, Num::Int(-1)),
-            (path("min"), ts, Num::Int(i128::from(i64::MIN))),
-            (path("max"), ts, Num::Int(i128::from(u64::MAX))),
-            (path("float"), ts, Num::Float(0.125)),
-            (path("single"), ts, Num::Float(0.1)),
-            (path("late"), Num::Int(i128::from(u32::MAX)), Num::Int(1)),
-            ("app.tagged;env=dev".to_string(), ts, Num::Int(2)),
+            (path("small"), ts, PyNum::Int(7)),
+            (path("short"), ts, PyNum::Int(300)),
+            (path("negative"), ts, PyNum::Int(-1)),
+            (path("min"), ts, PyNum::Int(i128::from(i64::MIN))),
+            (path("max"), ts, PyNum::Int(i128::from(u64::MAX))),
+            (path("float"), ts, PyNum::Float(0.125)),
+            (path("single"), ts, PyNum::Float(0.1)),
+            (
+                path("late"),
+                PyNum::Int(i128::from(u32::MAX)),
+                PyNum::Int(1)
+            ),
+            ("app.tagged;env=dev".to_string(), ts, PyNum::Int(2)),
         ]
     );
 }
@@ -308,14 +238,14 @@ fn a_pickle_batch_over_max_frame_is_split_into_frames_each_with_its_own_header()
             "payload of {} bytes",
             frame.len() - 4
         );
-        points.extend(read_pickle_frame(frame));
+        points.extend(unpickle_frame(frame));
     }
-    let expected: Vec<Pickled> = (0..50)
+    let expected: Vec<PyPoint> = (0..50)
         .map(|i| {
             (
                 format!("pickle.split.m{i}"),
-                Num::Int(i128::from(TS)),
-                Num::Int(i),
+                PyNum::Int(i128::from(TS)),
+                PyNum::Int(i),
             )
         })
         .collect();

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use graphyte::{DEFAULT_MAX_FRAME, Metric, Protocol, Sender, Value};
 use support::Carbon;
+// `Py`: a value as Python should read it back, an `int` or a `float`, type included.
+use support::pickle::{PyNum as Py, unpickle_frame};
 
 /// The Python that judges our frames: Debian's (the `python3` first on PATH is another).
 const PYTHON: &str = "/usr/bin/python3";
@@ -23,13 +25,6 @@ const T: u32 = 1_700_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // What a point should read back as, and Python's verdict on frames.
-
-/// A value as Python should read it back: an `int` or a `float`, type included.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Py {
-    Int(i128),
-    Float(f64),
-}
 
 fn int(v: impl Into<i128>) -> Py {
     Py::Int(v.into())
@@ -1074,59 +1069,19 @@ fn whole_frames(stream: &[u8]) -> (Vec<&[u8]>, &[u8]) {
 
 /// The points of one of our pickle frames (the subset graphyte writes, read strictly).
 fn unpickle(frame: &[u8]) -> Vec<Expected> {
-    let payload = &frame[4..];
-    assert!(
-        payload.starts_with(b"\x80\x02]("),
-        "frame head: {:?}",
-        &payload[..4]
-    );
-    assert!(payload.ends_with(b"e."), "frame end");
-    let mut body = Reader(&payload[4..payload.len() - 2]);
-    let mut points = Vec::new();
-    while !body.0.is_empty() {
-        assert_eq!(body.take(1), b"X");
-        let len = u32::from_le_bytes(body.take(4).try_into().unwrap()) as usize;
-        let path = String::from_utf8(body.take(len).to_vec()).unwrap();
-        let Py::Int(ts) = body.number() else {
-            panic!("a float timestamp")
-        };
-        let value = body.number();
-        assert_eq!(body.take(2), b"\x86\x86");
-        points.push(Expected {
-            path,
-            ts: ts.try_into().unwrap(),
-            value,
-        });
-    }
-    points
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let (bytes, rest) = self.0.split_at(n);
-        self.0 = rest;
-        bytes
-    }
-
-    fn number(&mut self) -> Py {
-        match self.take(1)[0] {
-            b'K' => Py::Int(self.take(1)[0].into()),
-            b'M' => Py::Int(u16::from_le_bytes(self.take(2).try_into().unwrap()).into()),
-            b'J' => Py::Int(i32::from_le_bytes(self.take(4).try_into().unwrap()).into()),
-            0x8a => {
-                let len = self.take(1)[0] as usize;
-                let bytes = self.take(len);
-                let sign = if bytes[len - 1] & 0x80 != 0 { 0xff } else { 0 };
-                let mut wide = [sign; 16];
-                wide[..len].copy_from_slice(bytes);
-                Py::Int(i128::from_le_bytes(wide))
+    unpickle_frame(frame)
+        .into_iter()
+        .map(|(path, ts, value)| {
+            let Py::Int(ts) = ts else {
+                panic!("a float timestamp")
+            };
+            Expected {
+                path,
+                ts: ts.try_into().unwrap(),
+                value,
             }
-            b'G' => Py::Float(f64::from_be_bytes(self.take(8).try_into().unwrap())),
-            other => panic!("unexpected opcode {other:#x}"),
-        }
-    }
+        })
+        .collect()
 }
 
 #[test]

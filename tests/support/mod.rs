@@ -1,6 +1,8 @@
 //! Shared test helpers: a real carbon-cache, loopback sinks, and deadline polling.
 #![allow(dead_code)]
 
+pub mod pickle;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
