@@ -757,6 +757,23 @@ fn assert_carbon_holds(carbon: &Carbon, expected: &[(String, Vec<(u32, f64)>)]) 
     }
 }
 
+/// A pickle sender for the real carbon-cache's pickle port.
+fn to_pickle_port(carbon: &Carbon) -> graphyte::Builder {
+    Sender::builder("127.0.0.1")
+        .port(carbon.pickle_port)
+        .protocol(Protocol::Pickle)
+}
+
+/// The sender wrote `points` and lost, dropped or refused none.
+fn assert_every_point_sent(sender: &Sender, points: u64) {
+    let stats = sender.stats();
+    assert_eq!(
+        (stats.sent, stats.failed, stats.dropped, stats.refused),
+        (points, 0, 0, 0),
+        "{stats:?}"
+    );
+}
+
 fn expected_in_carbon(points: &[(String, Value, u32)]) -> Vec<(String, Vec<(u32, f64)>)> {
     by_series(
         points
@@ -770,9 +787,7 @@ fn ten_thousand_points_in_a_hundred_series_reach_carbon_exactly_through_the_work
     let t0 = recent_second();
     let carbon = Carbon::start();
     let points = hundred_series("pk.bg", t0);
-    let sender = Sender::builder("127.0.0.1")
-        .port(carbon.pickle_port)
-        .protocol(Protocol::Pickle)
+    let sender = to_pickle_port(&carbon)
         .interval(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -780,12 +795,7 @@ fn ten_thousand_points_in_a_hundred_series_reach_carbon_exactly_through_the_work
         sender.send_at(name, *value, *ts);
     }
     sender.flush().unwrap();
-    let stats = sender.stats();
-    assert_eq!(
-        (stats.sent, stats.failed, stats.dropped, stats.refused),
-        (10_000, 0, 0, 0),
-        "{stats:?}"
-    );
+    assert_every_point_sent(&sender, 10_000);
     assert_carbon_holds(&carbon, &expected_in_carbon(&points));
 }
 
@@ -794,23 +804,13 @@ fn ten_thousand_points_in_a_hundred_series_reach_carbon_exactly_in_synchronous_m
     let t0 = recent_second();
     let carbon = Carbon::start();
     let points = hundred_series("pk.sync", t0);
-    let sender = Sender::builder("127.0.0.1")
-        .port(carbon.pickle_port)
-        .protocol(Protocol::Pickle)
-        .synchronous()
-        .build()
-        .unwrap();
+    let sender = to_pickle_port(&carbon).synchronous().build().unwrap();
     let outcome = sender.send_batch(points.iter().map(|(n, v, ts)| (n, *v, *ts)));
     assert!(
         outcome.is_complete() && outcome.accepted == 10_000,
         "{outcome:?}"
     );
-    let stats = sender.stats();
-    assert_eq!(
-        (stats.sent, stats.failed, stats.dropped, stats.refused),
-        (10_000, 0, 0, 0),
-        "{stats:?}"
-    );
+    assert_every_point_sent(&sender, 10_000);
     assert_carbon_holds(&carbon, &expected_in_carbon(&points));
 }
 
@@ -845,9 +845,7 @@ fn tagged_prefixed_and_non_ascii_points_reach_carbon_under_their_paths() {
             int(-4),
         ),
     ];
-    let sender = Sender::builder("127.0.0.1")
-        .port(carbon.pickle_port)
-        .protocol(Protocol::Pickle)
+    let sender = to_pickle_port(&carbon)
         .prefix("pk")
         .tag("env", "prod")
         .synchronous()
@@ -860,9 +858,7 @@ fn tagged_prefixed_and_non_ascii_points_reach_carbon_under_their_paths() {
         tagged("héllo.wörld", &[], 5, t0, "pk.héllo.wörld", int(5)),
         tagged("指标.延迟", &[], 6.5, t0, "pk.指标.延迟", float(6.5)),
     ];
-    let sender = Sender::builder("127.0.0.1")
-        .port(carbon.pickle_port)
-        .protocol(Protocol::Pickle)
+    let sender = to_pickle_port(&carbon)
         .prefix("pk")
         .synchronous()
         .build()
@@ -940,9 +936,7 @@ fn sixty_thousand_points_over_1_mib_reach_carbon_complete_in_frames_within_the_c
         lens.len() > 1 && lens.iter().all(|&len| len <= DEFAULT_MAX_FRAME),
         "{lens:?}"
     );
-    let sender = Sender::builder("127.0.0.1")
-        .port(carbon.pickle_port)
-        .protocol(Protocol::Pickle)
+    let sender = to_pickle_port(&carbon)
         .synchronous()
         .batch_size(ONE_CHUNK)
         .build()
