@@ -40,6 +40,7 @@ mod builder;
 mod delivery;
 mod dry_run;
 mod error;
+mod forward;
 mod global;
 mod parse;
 mod point;
@@ -55,6 +56,7 @@ pub use builder::{
 pub use delivery::stats::Stats;
 pub use dry_run::DryRun;
 pub use error::Error;
+pub use forward::LineBatch;
 pub use global::{
     DefaultGuard, flush, init, send, send_at, send_batch, send_metric, send_tagged, shutdown,
     stats, try_send,

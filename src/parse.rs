@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::point::metric::{Metric, Name, Number, Timestamp, Value};
-use crate::point::validate;
+use crate::point::validate::{self, MAX_LAST_SEGMENT_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN};
 use crate::protocol::MAX_LINE_LEN;
 
 /// One plaintext line, checked: what [`parse_line`] returns.
@@ -126,6 +126,116 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Error> {
     })
 }
 
+/// What [`check_plain`] learnt of a line it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plain {
+    /// Bytes of the name, from the line's start.
+    pub(crate) name_len: usize,
+    pub(crate) has_timestamp: bool,
+}
+
+/// How a byte of a name is read by [`check_plain`].
+const OTHER: u8 = 0;
+const PLAIN: u8 = 1;
+const DOT: u8 = 2;
+const END: u8 = 3;
+
+/// Printable ASCII but what needs a closer look (`;` tags, `/`, the OpenMetrics shape's
+/// `{`, `}` and `"`), the dot, and the space that ends the name.
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        table[b as usize] = match b {
+            b';' | b'/' | b'{' | b'}' | b'"' => OTHER,
+            b'.' => DOT,
+            _ => PLAIN,
+        };
+        b += 1;
+    }
+    table[b' ' as usize] = END;
+    table
+};
+
+/// The fast path of [`parse_line`], for the plainest lines: an untagged ASCII name, one
+/// space, a decimal value, and optionally one space and a whole timestamp. A line it
+/// accepts, `parse_line` accepts too; for any other line it says `None`, and `parse_line`
+/// decides (and says what is wrong). One pass, no allocation: how a stream of lines keeps up
+/// with the network.
+#[inline]
+pub(crate) fn check_plain(line: &[u8]) -> Option<Plain> {
+    if line.len() >= MAX_LINE_LEN || line.first() == Some(&b'~') {
+        return None;
+    }
+    let mut at = 0;
+    let mut segment_start = 0;
+    let mut longest = 0;
+    loop {
+        match NAME_BYTES[usize::from(*line.get(at)?)] {
+            PLAIN => {}
+            DOT => {
+                let len = at - segment_start;
+                if len == 0 {
+                    return None;
+                }
+                longest = longest.max(len);
+                segment_start = at + 1;
+            }
+            END => break,
+            _ => return None,
+        }
+        at += 1;
+    }
+    let last = at - segment_start;
+    if last == 0 || last > MAX_LAST_SEGMENT_LEN || longest > MAX_SEGMENT_LEN || at > MAX_PATH_LEN {
+        return None;
+    }
+    let rest = &line[at + 1..];
+    let (value, timestamp) = match rest.iter().position(|&b| b == b' ') {
+        Some(space) => (&rest[..space], Some(&rest[space + 1..])),
+        None => (rest, None),
+    };
+    let plain = plain_value(value) && timestamp.is_none_or(plain_timestamp);
+    plain.then_some(Plain {
+        name_len: at,
+        has_timestamp: timestamp.is_some(),
+    })
+}
+
+/// `-?digits(.digits*)?`, short enough to be finite as a float.
+#[inline]
+fn plain_value(text: &[u8]) -> bool {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let Some(first) = digits.first() else {
+        return false;
+    };
+    let mut points = 0;
+    for &b in digits {
+        if b == b'.' {
+            points += 1;
+        } else if !b.is_ascii_digit() {
+            return false;
+        }
+    }
+    first.is_ascii_digit() && points <= 1 && digits.len() <= 24
+}
+
+/// Whole seconds from 1 to `u32::MAX`.
+#[inline]
+fn plain_timestamp(text: &[u8]) -> bool {
+    if text.is_empty() || text.len() > 10 {
+        return false;
+    }
+    let mut secs = 0u64;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return false;
+        }
+        secs = secs * 10 + u64::from(b - b'0');
+    }
+    (1..=u64::from(u32::MAX)).contains(&secs)
+}
+
 /// A decimal number as Python's `float()` reads it, less what only Python reads (`nan`,
 /// `inf`, `1_000`): optional sign, digits with an optional point, optional exponent.
 fn is_decimal(text: &str) -> bool {
@@ -211,6 +321,85 @@ mod tests {
             "1e3.5", " 1",
         ] {
             assert!(!is_decimal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_plain_lines_and_says_what_it_found() {
+        for (line, name_len, has_timestamp) in [
+            (&b"a.b 1 1700000000"[..], 3, true),
+            (b"a.b -1.5", 3, false),
+            (b"x 0.", 1, false),
+            (b"app-1.cpu_user:total 42 4294967295", 20, true),
+        ] {
+            let plain = Plain {
+                name_len,
+                has_timestamp,
+            };
+            assert_eq!(check_plain(line), Some(plain), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_every_unusual_line_to_the_parser() {
+        for line in [
+            &b""[..],
+            b"a.b",
+            b"a.b ",
+            b" a.b 1",
+            b"a.b  1",
+            b"a.b\t1",
+            b"a.b 1 ",
+            b"a;t=v 1",
+            b"~a 1",
+            b"a..b 1",
+            b".a 1",
+            b"a. 1",
+            b"a/b 1",
+            b"a{x=\"1\"} 1",
+            b"a 1e3",
+            b"a +1",
+            b"a .5",
+            b"a - 1",
+            b"a 1.2.3",
+            b"a nan",
+            b"a 1 0",
+            b"a 1 4294967296",
+            b"a 1 1.5",
+            b"a 1 17000000000",
+            b"a 1 1700000000 x",
+            "\u{e9} 1".as_bytes(),
+            b"a\r 1",
+        ] {
+            assert_eq!(
+                check_plain(line),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let long_segment = format!("{} 1", "x".repeat(MAX_LAST_SEGMENT_LEN + 1));
+        assert_eq!(check_plain(long_segment.as_bytes()), None);
+        let long_line = format!("a.{} 1", "x.".repeat(MAX_LINE_LEN / 2));
+        assert_eq!(check_plain(long_line.as_bytes()), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Lines near the fast path's edge: what it takes, the parser takes, with the same name
+        /// and timestamp.
+        #[test]
+        fn whatever_the_fast_path_takes_the_parser_takes(
+            line in "[a~.;/{}\"é -]{0,3}[a-z0-9._~-]{0,12}[ \t]{0,2}[-+]?[0-9.e]{0,4}[ ]{0,2}[0-9.]{0,11}[ x]{0,1}"
+        ) {
+            if let Some(plain) = check_plain(line.as_bytes()) {
+                let parsed = parse_line(line.as_bytes());
+                proptest::prop_assert!(parsed.is_ok(), "{line:?}: {parsed:?}");
+                let parsed = parsed.unwrap();
+                proptest::prop_assert_eq!(parsed.name().len(), plain.name_len);
+                proptest::prop_assert_eq!(parsed.timestamp().is_some(), plain.has_timestamp);
+            }
         }
     }
 

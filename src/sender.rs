@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use crate::delivery::link::{Link, LinkSettings, Report};
 use crate::delivery::shared::Shared;
 use crate::delivery::stats::{Counters, Stats};
-use crate::delivery::worker::{Control, Msg, Worker};
+use crate::delivery::worker::{Control, Lines, Msg, Worker};
 use crate::error::Error;
 use crate::point::clock::{self, later, now_secs};
 use crate::point::metric::{Metric, Name, Point, Timestamp, Value, tag_suffix};
@@ -391,7 +391,7 @@ impl Sender {
         let point = Point::new(name, tags, value.0, timestamp);
         match &inner.mode {
             Mode::Background(background) => background.send(point, &inner.shared),
-            Mode::Sync(link) => inner.write_now(link, [point], 1).1,
+            Mode::Sync(link) => inner.write_now(link, 1, |link| link.push(&point)).1,
         }
     }
 
@@ -468,24 +468,76 @@ impl Sender {
                 }
             };
             let point = Point::new(name, tags, value.0, timestamp);
-            match &inner.mode {
-                Mode::Background(background) => match background.send(point, &inner.shared) {
-                    Ok(()) => outcome.accepted += 1,
-                    Err(err) => outcome.lose(1, err),
-                },
-                Mode::Sync(link) => {
-                    chunk.push(point);
-                    if chunk.len() >= inner.sync_chunk {
-                        inner.write_chunk(link, &mut chunk, &mut outcome);
-                    }
+            inner.hand_over(point, &mut chunk, &mut outcome);
+        }
+        inner.hand_over_rest(&mut chunk, &mut outcome);
+        if let Some(err) = &outcome.first_error {
+            inner.log_failed_send(err);
+        }
+        outcome
+    }
+
+    // What a `LineBatch` uses.
+
+    /// The encoder this sender's lines are checked for and written with.
+    pub(crate) fn encoder(&self) -> &Encoder {
+        &self.inner.rules.encoder
+    }
+
+    /// Checks a metric as a send does; returns its timestamp and, if it has its own tags,
+    /// their suffix merged over the defaults. A refusal is counted.
+    pub(crate) fn check_metric(
+        &self,
+        metric: &Metric<'_>,
+    ) -> Result<(u32, Option<Box<str>>), Error> {
+        self.inner
+            .check(&metric.name, metric.value, metric.timestamp, metric.tags)
+            .map_err(|err| self.inner.refused(err))
+    }
+
+    /// Counts a refusal found outside [`check_metric`](Sender::check_metric).
+    pub(crate) fn refuse(&self, err: Error) -> Error {
+        self.inner.refused(err)
+    }
+
+    /// Hands over `count` plaintext lines in their final form, in one piece: one queue slot,
+    /// or one synchronous write.
+    pub(crate) fn submit_lines(&self, bytes: Vec<u8>, count: usize) -> BatchOutcome {
+        let inner = &*self.inner;
+        let mut outcome = BatchOutcome::default();
+        if count == 0 {
+            return outcome;
+        }
+        let (lost, result) = match &inner.mode {
+            Mode::Background(background) => {
+                match background.send_lines(Lines { bytes, count }, &inner.shared) {
+                    Ok(()) => (0, Ok(())),
+                    Err(err) => (count, Err(err)),
                 }
             }
+            Mode::Sync(link) => inner.write_now(link, count, |link| {
+                link.push_lines(&bytes, count);
+            }),
+        };
+        outcome.accepted = count - lost;
+        if let Err(err) = result {
+            outcome.lose(lost, err);
         }
-        if let Mode::Sync(link) = &inner.mode
-            && !chunk.is_empty()
-        {
-            inner.write_chunk(link, &mut chunk, &mut outcome);
+        if let Some(err) = &outcome.first_error {
+            inner.log_failed_send(err);
         }
+        outcome
+    }
+
+    /// Hands over points already checked, as [`send_batch`](Sender::send_batch) does.
+    pub(crate) fn submit_points(&self, points: impl Iterator<Item = Point>) -> BatchOutcome {
+        let inner = &*self.inner;
+        let mut outcome = BatchOutcome::default();
+        let mut chunk = Vec::new();
+        for point in points {
+            inner.hand_over(point, &mut chunk, &mut outcome);
+        }
+        inner.hand_over_rest(&mut chunk, &mut outcome);
         if let Some(err) = &outcome.first_error {
             inner.log_failed_send(err);
         }
@@ -547,7 +599,7 @@ impl Sender {
         let shared = &self.inner.shared;
         shared.counters.snapshot(|| match &self.inner.mode {
             Mode::Background(background) => (
-                background.queued.len() as u64,
+                shared.points_queued(background.queued.len()) as u64,
                 shared.stopped.load(Ordering::Acquire),
             ),
             Mode::Sync(_) => (0, false),
@@ -636,8 +688,8 @@ impl Inner {
     fn write_now(
         &self,
         link: &Mutex<Link>,
-        points: impl IntoIterator<Item = Point>,
         count: usize,
+        fill: impl FnOnce(&mut Link),
     ) -> (usize, Result<(), Error>) {
         if self.shared.closed.load(Ordering::Acquire) {
             return (count, Err(dropped(&self.shared, count, Error::Closed)));
@@ -649,7 +701,7 @@ impl Inner {
         let me = self as *const Inner as usize;
         let outer = SYNC_WRITING.try_with(|writing| writing.replace(me)).ok();
         let mut reports = Vec::new();
-        let result = write_points(&mut link.lock(), points, count, &self.shared, &mut reports);
+        let result = write_points(&mut link.lock(), count, fill, &self.shared, &mut reports);
         if let Some(outer) = outer {
             let _ = SYNC_WRITING.try_with(|writing| writing.set(outer));
         }
@@ -659,10 +711,40 @@ impl Inner {
         result
     }
 
+    /// Queues a checked point of a batch or, in synchronous mode, adds it to the chunk to
+    /// write, writing the chunk once it is full.
+    fn hand_over(&self, point: Point, chunk: &mut Vec<Point>, outcome: &mut BatchOutcome) {
+        match &self.mode {
+            Mode::Background(background) => match background.send(point, &self.shared) {
+                Ok(()) => outcome.accepted += 1,
+                Err(err) => outcome.lose(1, err),
+            },
+            Mode::Sync(link) => {
+                chunk.push(point);
+                if chunk.len() >= self.sync_chunk {
+                    self.write_chunk(link, chunk, outcome);
+                }
+            }
+        }
+    }
+
+    /// Synchronous mode: writes what is left of a batch's chunk.
+    fn hand_over_rest(&self, chunk: &mut Vec<Point>, outcome: &mut BatchOutcome) {
+        if let Mode::Sync(link) = &self.mode
+            && !chunk.is_empty()
+        {
+            self.write_chunk(link, chunk, outcome);
+        }
+    }
+
     /// Synchronous mode: writes a batch's chunk of points, and accounts for them.
     fn write_chunk(&self, link: &Mutex<Link>, chunk: &mut Vec<Point>, outcome: &mut BatchOutcome) {
         let count = chunk.len();
-        let (lost, result) = self.write_now(link, chunk.drain(..), count);
+        let (lost, result) = self.write_now(link, count, |link| {
+            for point in chunk.drain(..) {
+                link.push(&point);
+            }
+        });
         outcome.accepted += count - lost;
         if let Err(err) = result {
             outcome.lose(lost, err);
@@ -726,6 +808,37 @@ impl Background {
         }
     }
 
+    /// Queues a chunk of lines: one slot, whatever its size. The worker is woken for it, as a
+    /// chunk is worth a write of its own.
+    fn send_lines(&self, lines: Lines, shared: &Shared) -> Result<(), Error> {
+        let count = lines.count;
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(dropped(shared, count, Error::Closed));
+        }
+        shared.chunk_in(count);
+        let msg = Msg::Lines(Box::new(lines));
+        let result = if self.block {
+            shared.blocking_sends.fetch_add(1, Ordering::SeqCst);
+            let result = self.queue_or_wait(msg, shared);
+            shared.blocking_sends.fetch_sub(1, Ordering::Release);
+            result
+        } else {
+            match self.queue.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => Err(dropped(shared, count, Error::QueueFull)),
+                Err(TrySendError::Disconnected(_)) => Err(dropped(shared, count, Error::Closed)),
+            }
+        };
+        match result {
+            Ok(()) => self.wake(shared),
+            Err(_) => {
+                shared.chunk_out(count);
+                self.wake(shared);
+            }
+        }
+        result
+    }
+
     /// Wakes the worker when it sleeps and a full batch is waiting. A sender reads the queue
     /// length only while the worker sleeps, when the queue's head does not move, so it costs
     /// a few loads from the sender's own cache.
@@ -778,8 +891,9 @@ impl Background {
     }
 
     fn queue_or_wait(&self, mut msg: Msg, shared: &Shared) -> Result<(), Error> {
+        let points = msg.points();
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(dropped(shared, 1, Error::Closed));
+            return Err(dropped(shared, points, Error::Closed));
         }
         match self.queue.try_send(msg) {
             Ok(()) => {
@@ -787,11 +901,13 @@ impl Background {
                 return Ok(());
             }
             Err(TrySendError::Full(back)) => msg = back,
-            Err(TrySendError::Disconnected(_)) => return Err(dropped(shared, 1, Error::Closed)),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(dropped(shared, points, Error::Closed));
+            }
         }
         // The worker never waits for its own queue (its logger may send metrics).
         if self.on_worker_thread() {
-            return Err(dropped(shared, 1, Error::QueueFull));
+            return Err(dropped(shared, points, Error::QueueFull));
         }
         // Waits for the worker to take the queue below its threshold, not for one slot (see
         // `Room`): then this thread fills half a queue while the worker takes the other half.
@@ -806,7 +922,7 @@ impl Background {
                 Err(TrySendError::Full(back)) if !shared.closed.load(Ordering::SeqCst) => {
                     msg = back;
                 }
-                Err(_) => return Err(dropped(shared, 1, Error::Closed)),
+                Err(_) => return Err(dropped(shared, points, Error::Closed)),
             }
         }
     }
@@ -905,8 +1021,8 @@ fn dropped(shared: &Shared, count: usize, err: Error) -> Error {
 /// were lost, and what went wrong.
 fn write_points(
     link: &mut Link,
-    points: impl IntoIterator<Item = Point>,
     count: usize,
+    fill: impl FnOnce(&mut Link),
     shared: &Shared,
     reports: &mut Vec<Report>,
 ) -> (usize, Result<(), Error>) {
@@ -918,9 +1034,7 @@ fn write_points(
     // frame out.
     link.give_up_all();
     Counters::add(&shared.counters.taken, count as u64);
-    for point in points {
-        link.push(&point);
-    }
+    fill(link);
     // Only this link counts failures, and it is ours while the lock is held.
     let failed_before = shared.counters.failed.load(Ordering::Relaxed);
     let result = link.deliver(false, reports);

@@ -207,6 +207,15 @@ impl Link {
         self.encoder.push(point, &mut self.frames);
     }
 
+    /// Appends `count` plaintext lines in their final form. Only a plaintext link is given
+    /// lines; should another be, they are counted as failed, never written.
+    pub(crate) fn push_lines(&mut self, lines: &[u8], count: usize) {
+        if !self.encoder.push_lines(lines, count, &mut self.frames) {
+            debug_assert!(false, "lines given to a {:?} link", self.encoder.protocol());
+            Counters::add(&self.shared.counters.failed, count as u64);
+        }
+    }
+
     /// Points waiting to be written.
     #[inline]
     pub(crate) fn held(&self) -> usize {

@@ -28,6 +28,10 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Set when the worker panicked.
     pub(crate) dead: AtomicBool,
+    /// Chunks of lines on the queue, and the lines they carry: with the queue's length, how
+    /// many points are queued.
+    pub(crate) queued_chunks: AtomicUsize,
+    pub(crate) queued_lines: AtomicUsize,
     /// Sends under `FullQueue::Block` in progress; a shutdown waits for them.
     pub(crate) blocking_sends: AtomicUsize,
     /// Where sends under `FullQueue::Block` wait for the worker to make room.
@@ -39,6 +43,28 @@ pub(crate) struct Shared {
     /// to a bug, which nothing else can take any more.
     #[cfg(test)]
     pub(crate) panic_next_round: AtomicBool,
+}
+
+impl Shared {
+    /// Counts a chunk of `lines` lines about to be queued.
+    pub(crate) fn chunk_in(&self, lines: usize) {
+        self.queued_lines.fetch_add(lines, Ordering::AcqRel);
+        self.queued_chunks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a chunk of `lines` lines taken off the queue (or that never got on it).
+    pub(crate) fn chunk_out(&self, lines: usize) {
+        self.queued_chunks.fetch_sub(1, Ordering::AcqRel);
+        self.queued_lines.fetch_sub(lines, Ordering::AcqRel);
+    }
+
+    /// Points in `messages` messages on the queue, a chunk counting its lines. Exact when the
+    /// queue is still; close to it while chunks come and go.
+    pub(crate) fn points_queued(&self, messages: usize) -> usize {
+        let chunks = self.queued_chunks.load(Ordering::Acquire);
+        let lines = self.queued_lines.load(Ordering::Acquire);
+        messages.saturating_sub(chunks) + lines
+    }
 }
 
 /// Where sends that found the queue full (`FullQueue::Block`) wait: until the worker has

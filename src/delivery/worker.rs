@@ -33,8 +33,28 @@ use crate::report::{LogLimit, panic_message, report};
 /// What travels on a sender's queue.
 pub(crate) enum Msg {
     Point(Point),
+    /// Plaintext lines in their final form, forwarded whole (see `LineBatch`). Boxed, as
+    /// controls are.
+    Lines(Box<Lines>),
     /// Boxed, so a queue slot stays the size of a point.
     Control(Box<Control>),
+}
+
+impl Msg {
+    /// The points this message carries.
+    pub(crate) fn points(&self) -> usize {
+        match self {
+            Msg::Point(_) => 1,
+            Msg::Lines(lines) => lines.count,
+            Msg::Control(_) => 0,
+        }
+    }
+}
+
+/// Checked plaintext lines, each ending in `\n`, and how many.
+pub(crate) struct Lines {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) count: usize,
 }
 
 pub(crate) enum Control {
@@ -193,6 +213,14 @@ impl Worker {
                     self.link.push(&point);
                     held += 1;
                 }
+                Ok(Msg::Lines(lines)) => {
+                    // Off the queue's count now: until `taken` is added, a snapshot shows a
+                    // few points less queued, never more sent than queued.
+                    self.shared.chunk_out(lines.count);
+                    taken.points += lines.count as u64;
+                    self.link.push_lines(&lines.bytes, lines.count);
+                    held += lines.count;
+                }
                 Ok(Msg::Control(next)) => {
                     control = Some(next);
                     break;
@@ -322,6 +350,10 @@ impl Worker {
         for msg in self.queue.try_iter() {
             match msg {
                 Msg::Point(_) => dropped += 1,
+                Msg::Lines(lines) => {
+                    dropped += lines.count as u64;
+                    self.shared.chunk_out(lines.count);
+                }
                 Msg::Control(control) => answer_refused(*control, &reason),
             }
         }
@@ -338,10 +370,14 @@ impl Worker {
         for msg in self.queue.try_iter() {
             match msg {
                 // Counted before any later control is answered: its caller sees them.
-                Msg::Point(_) => {
-                    Counters::add(&self.shared.counters.taken, 1);
-                    Counters::add(&self.shared.counters.failed, 1);
-                    lost += 1;
+                Msg::Point(_) | Msg::Lines(_) => {
+                    let points = msg.points() as u64;
+                    if let Msg::Lines(lines) = &msg {
+                        self.shared.chunk_out(lines.count);
+                    }
+                    Counters::add(&self.shared.counters.taken, points);
+                    Counters::add(&self.shared.counters.failed, points);
+                    lost += points;
                 }
                 Msg::Control(control) => answer_refused(*control, &Error::WorkerPanicked),
             }

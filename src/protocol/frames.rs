@@ -128,8 +128,14 @@ impl Frames {
     /// Counts a point appended to the open frame.
     #[inline]
     pub(super) fn add_point(&mut self) {
-        self.open_points += 1;
-        self.points += 1;
+        self.add_points(1);
+    }
+
+    /// Counts `n` points appended to the open frame.
+    #[inline]
+    pub(super) fn add_points(&mut self, n: usize) {
+        self.open_points += n;
+        self.points += n;
     }
 
     /// Ends the open frame at `end`. Bytes after `end`, if any, begin the next open frame.

@@ -15,6 +15,7 @@ use crate::point::metric::Point;
 
 pub(crate) use frames::Frames;
 pub use plaintext::MAX_LINE_LEN;
+pub(crate) use plaintext::write_u64;
 
 /// Most bytes in one frame by default: carbon-cache's cap on a pickle frame
 /// (`PICKLE_RECEIVER_MAX_LENGTH`), which larger receivers (go-carbon, carbon-relay-ng) exceed.
@@ -141,7 +142,28 @@ impl Encoder {
         })
     }
 
-    fn style(&self) -> &PathStyle {
+    /// Appends `count` plaintext lines already in their final form. Only a plaintext
+    /// encoder takes them; any other returns `false` and leaves the frames as they were.
+    pub(crate) fn push_lines(&self, lines: &[u8], count: usize, frames: &mut Frames) -> bool {
+        match self {
+            Encoder::Plaintext(plaintext) => {
+                plaintext.push_lines(lines, count, frames);
+                true
+            }
+            Encoder::Pickle(_) => false,
+        }
+    }
+
+    /// The protocol this encodes.
+    pub(crate) fn protocol(&self) -> Protocol {
+        match self {
+            Encoder::Plaintext(_) => Protocol::Plaintext,
+            Encoder::Pickle(_) => Protocol::Pickle,
+        }
+    }
+
+    /// How paths are written: the sender's prefix and default tags.
+    pub(crate) fn style(&self) -> &PathStyle {
         each!(self, e => &e.style)
     }
 }
@@ -197,6 +219,18 @@ impl PathStyle {
     #[inline]
     fn prefix_len(&self) -> usize {
         self.prefix.len()
+    }
+
+    /// `"prefix."`, or empty.
+    #[inline]
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The default tags' suffix (`";a=1;b=2"`), or empty.
+    #[inline]
+    pub(crate) fn default_tags(&self) -> &str {
+        &self.default_tags
     }
 
     #[inline]

@@ -47,6 +47,49 @@ impl Plaintext {
     }
 }
 
+impl Plaintext {
+    /// Appends `count` lines already in their final form (checked, each ending in `\n`), cut
+    /// into frames between lines as points are.
+    pub(crate) fn push_lines(&self, mut lines: &[u8], mut count: usize, frames: &mut Frames) {
+        while !lines.is_empty() {
+            if !frames.is_open() {
+                let start = frames.buf().len();
+                frames.open_at(start);
+            }
+            let room = self.max_frame.saturating_sub(frames.open_len());
+            let take = if lines.len() <= room {
+                lines.len()
+            } else {
+                match lines[..room].iter().rposition(|&b| b == b'\n') {
+                    Some(end) => end + 1,
+                    // Not even one more line fits: the next frame starts with it.
+                    None if frames.open_len() > 0 => 0,
+                    // A line longer than a frame is refused before it gets here; should one
+                    // come, it goes alone rather than cut.
+                    None => lines
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(lines.len(), |end| end + 1),
+                }
+            };
+            let (part, rest) = lines.split_at(take);
+            let part_lines = if rest.is_empty() {
+                count
+            } else {
+                part.iter().filter(|&&b| b == b'\n').count()
+            };
+            frames.buf().extend_from_slice(part);
+            frames.add_points(part_lines);
+            count -= part_lines.min(count);
+            lines = rest;
+            if !rest.is_empty() {
+                let end = frames.buf().len();
+                frames.end_frame(end);
+            }
+        }
+    }
+}
+
 impl Encode for Plaintext {
     #[inline]
     fn push(&self, point: &Point, frames: &mut Frames) {
@@ -246,5 +289,62 @@ mod tests {
         let encoder = plaintext(1 << 20);
         assert_eq!(encoder.max_path_len() + LINE_OVERHEAD, MAX_LINE_LEN);
         assert_eq!(plaintext(1432).max_path_len() + LINE_OVERHEAD, 1432);
+    }
+
+    /// The frames `lines` make, pushed after the points, as (bytes, lines) pairs.
+    fn frames_with_lines(
+        max_frame: usize,
+        points: &[Point],
+        lines: &[&[u8]],
+    ) -> Vec<(Vec<u8>, usize)> {
+        let encoder = plaintext(max_frame);
+        let mut frames = Frames::default();
+        for point in points {
+            encoder.push(point, &mut frames);
+        }
+        for chunk in lines {
+            let count = chunk.iter().filter(|&&b| b == b'\n').count();
+            encoder.push_lines(chunk, count, &mut frames);
+        }
+        encoder.close(&mut frames);
+        let mut out = Vec::new();
+        while let Some((frame, bytes)) = frames.front() {
+            out.push((bytes.to_vec(), frame.points));
+            frames.consume_front(frame.len, frame.points);
+        }
+        out
+    }
+
+    #[test]
+    fn lines_that_fit_join_the_open_frame_unchanged() {
+        let frames = frames_with_lines(1 << 20, &[point("p", 1)], &[b"a 1 5\nb 2 6\n", b"c 3 7\n"]);
+        assert_eq!(
+            frames,
+            [(
+                b"app.p;env=prod 1 1700000000\na 1 5\nb 2 6\nc 3 7\n".to_vec(),
+                4
+            )]
+        );
+    }
+
+    #[test]
+    fn lines_over_the_frame_limit_are_cut_between_lines() {
+        // Each line is 6 bytes: two fit in 13, and a frame never holds part of a line.
+        let frames = frames_with_lines(13, &[], &[b"a 1 5\nb 2 6\nc 3 7\nd 4 8\ne 5 9\n"]);
+        let expected: [(&[u8], usize); 3] = [
+            (b"a 1 5\nb 2 6\n", 2),
+            (b"c 3 7\nd 4 8\n", 2),
+            (b"e 5 9\n", 1),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(b, n)| (b.to_vec(), *n)).collect();
+        assert_eq!(frames, expected);
+    }
+
+    #[test]
+    fn lines_that_do_not_fit_after_a_point_start_the_next_frame() {
+        // The point's line is 28 bytes; the next line would take the frame past 30.
+        let frames = frames_with_lines(30, &[point("p", 1)], &[b"a 1 5\n"]);
+        let sizes: Vec<_> = frames.iter().map(|(b, p)| (b.len(), *p)).collect();
+        assert_eq!(sizes, [(28, 1), (6, 1)]);
     }
 }
