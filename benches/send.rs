@@ -102,6 +102,50 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Lines per batch in the `lines` group: about what `graphyte send -` checks per read.
+const LINES: usize = 4096;
+
+/// Forwarding formatted lines ([`graphyte::LineBatch`], what `graphyte send -` does per
+/// line): checking and keeping each line, per line, for plain lines (the fast path) and
+/// tagged ones (parsed in full); then handing a batch to a synchronous sender that
+/// discards it.
+fn lines(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lines");
+    group.throughput(Throughput::Elements(LINES as u64));
+    let sender = Sender::builder("unused")
+        .socket(Discard)
+        .synchronous()
+        .build()
+        .unwrap();
+    let text = |tags: &str| -> Vec<Vec<u8>> {
+        (0..LINES)
+            .map(|i| {
+                format!(
+                    "app.server{}.requests.count{tags} {} 1700000000",
+                    i % 100,
+                    i % 1000
+                )
+                .into_bytes()
+            })
+            .collect()
+    };
+    for (name, lines) in [
+        ("push_plain", text("")),
+        ("push_tagged", text(";dc=eu;host=web1")),
+    ] {
+        group.bench_function(name, |b| {
+            let mut batch = sender.line_batch();
+            b.iter(|| {
+                for line in &lines {
+                    black_box(batch.push(line)).unwrap();
+                }
+                batch.send();
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Pause between sporadic sends: long enough for a worker that blocked on the queue to have
 /// gone to sleep, so a send that had to wake it would pay for that here.
 const PAUSE: Duration = Duration::from_micros(100);
@@ -152,5 +196,5 @@ fn sporadic(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, send, batch, sporadic);
+criterion_group!(benches, send, batch, lines, sporadic);
 criterion_main!(benches);

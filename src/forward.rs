@@ -51,9 +51,22 @@ pub struct LineBatch {
 
 enum Kept {
     /// Plaintext: the lines as they will be written.
-    Text { bytes: Vec<u8>, count: usize },
+    Text {
+        bytes: Vec<u8>,
+        count: usize,
+        /// The fast path's settings; `None` when the sender has default tags.
+        plain: Option<PlainRules>,
+    },
     /// Any other protocol: the points the lines stand for.
     Points(Vec<Point>),
+}
+
+/// What the fast path needs of the sender, looked up once.
+struct PlainRules {
+    /// `"prefix."`, or empty.
+    prefix: Box<[u8]>,
+    /// The longest line, newline included.
+    limit: usize,
 }
 
 impl fmt::Debug for LineBatch {
@@ -77,10 +90,16 @@ impl Sender {
     /// # Ok::<(), graphyte::Error>(())
     /// ```
     pub fn line_batch(&self) -> LineBatch {
-        let kept = match self.encoder().protocol() {
+        let encoder = self.encoder();
+        let style = encoder.style();
+        let kept = match encoder.protocol() {
             Protocol::Plaintext => Kept::Text {
                 bytes: Vec::new(),
                 count: 0,
+                plain: style.default_tags().is_empty().then(|| PlainRules {
+                    prefix: style.prefix().as_bytes().into(),
+                    limit: encoder.limit(),
+                }),
             },
             Protocol::Pickle => Kept::Points(Vec::new()),
         };
@@ -110,15 +129,29 @@ impl LineBatch {
     /// assert!(batch.is_empty());
     /// # Ok::<(), graphyte::Error>(())
     /// ```
+    #[inline]
     pub fn push(&mut self, line: &[u8]) -> Result<(), Error> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if line.last() == Some(&b'\n') {
+            // The parser would take off this one too, but it would be written.
+            return Err(self.sender.refuse(Error::InvalidLine {
+                line: String::from_utf8_lossy(line).into_owned(),
+                reason: "ends in two newlines",
+            }));
+        }
         match &mut self.kept {
-            Kept::Text { bytes, count } => {
-                let pushed = if push_plain(&self.sender, self.timestamp, line, bytes) {
-                    Ok(())
-                } else {
-                    push_text(&self.sender, self.timestamp, line, bytes)
-                };
+            Kept::Text {
+                bytes,
+                count,
+                plain,
+            } => {
+                let fast = plain.as_ref();
+                let pushed =
+                    if fast.is_some_and(|rules| push_plain(rules, self.timestamp, line, bytes)) {
+                        Ok(())
+                    } else {
+                        push_text(&self.sender, self.timestamp, line, bytes)
+                    };
                 if pushed.is_ok() {
                     *count += 1;
                 }
@@ -184,7 +217,7 @@ impl LineBatch {
     /// ```
     pub fn send(&mut self) -> BatchOutcome {
         match &mut self.kept {
-            Kept::Text { bytes, count } => {
+            Kept::Text { bytes, count, .. } => {
                 let full = std::mem::replace(bytes, Vec::with_capacity(bytes.capacity()));
                 self.sender.submit_lines(full, std::mem::take(count))
             }
@@ -197,18 +230,14 @@ impl LineBatch {
 /// appended with the prefix and, if missing, the timestamp. `false` leaves the line to
 /// [`push_text`], which checks it fully and says what is wrong, if anything.
 #[inline]
-fn push_plain(sender: &Sender, timestamp: Option<u32>, line: &[u8], out: &mut Vec<u8>) -> bool {
-    let style = sender.encoder().style();
-    if !style.default_tags().is_empty() {
-        return false;
-    }
+fn push_plain(rules: &PlainRules, timestamp: Option<u32>, line: &[u8], out: &mut Vec<u8>) -> bool {
     let Some(plain) = check_plain(line) else {
         return false;
     };
-    let prefix = style.prefix().as_bytes();
+    let prefix = &rules.prefix;
     let stamp_len = if plain.has_timestamp { 0 } else { 11 };
     let len = prefix.len() + line.len() + stamp_len + 1;
-    if prefix.len() + plain.name_len > MAX_PATH_LEN || len > sender.encoder().limit() {
+    if prefix.len() + plain.name_len > MAX_PATH_LEN || len > rules.limit {
         return false;
     }
     out.reserve(len);
@@ -236,7 +265,8 @@ fn push_text(
     if parsed.timestamp().is_none() {
         metric = metric.timestamp(timestamp.unwrap_or_else(now_secs));
     }
-    let (secs, tags) = sender.check_metric(&metric)?;
+    // The exact length is checked below, once the line is written.
+    let (secs, tags) = sender.check_metric(&metric, false)?;
     let style = sender.encoder().style();
     let start = out.len();
     if style.prefix().is_empty() && style.default_tags().is_empty() {
@@ -274,7 +304,7 @@ fn to_point(sender: &Sender, timestamp: Option<u32>, line: &[u8]) -> Result<Poin
     if parsed.timestamp().is_none() {
         metric = metric.timestamp(timestamp.unwrap_or_else(now_secs));
     }
-    let (secs, tags) = sender.check_metric(&metric)?;
+    let (secs, tags) = sender.check_metric(&metric, true)?;
     Ok(Point::new(
         Name::borrowed(parsed.name()),
         tags,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::point::metric::{Metric, Name, Number, Timestamp, Value};
-use crate::point::validate::{self, MAX_LAST_SEGMENT_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN};
+use crate::point::validate::{self, MAX_LAST_SEGMENT_LEN};
 use crate::protocol::MAX_LINE_LEN;
 
 /// One plaintext line, checked: what [`parse_line`] returns.
@@ -134,72 +134,84 @@ pub(crate) struct Plain {
     pub(crate) has_timestamp: bool,
 }
 
-/// How a byte of a name is read by [`check_plain`].
-const OTHER: u8 = 0;
-const PLAIN: u8 = 1;
-const DOT: u8 = 2;
-const END: u8 = 3;
-
-/// Printable ASCII but what needs a closer look (`;` tags, `/`, the OpenMetrics shape's
-/// `{`, `}` and `"`), the dot, and the space that ends the name.
-const NAME_BYTES: [u8; 256] = {
-    let mut table = [OTHER; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        table[b as usize] = match b {
-            b';' | b'/' | b'{' | b'}' | b'"' => OTHER,
-            b'.' => DOT,
-            _ => PLAIN,
-        };
-        b += 1;
-    }
-    table[b' ' as usize] = END;
-    table
-};
-
-/// The fast path of [`parse_line`], for the plainest lines: an untagged ASCII name, one
-/// space, a decimal value, and optionally one space and a whole timestamp. A line it
-/// accepts, `parse_line` accepts too; for any other line it says `None`, and `parse_line`
-/// decides (and says what is wrong). One pass, no allocation: how a stream of lines keeps up
-/// with the network.
+/// The fast path of [`parse_line`], for the plainest lines: an untagged ASCII name of at
+/// most 251 bytes, one space, a decimal value, and optionally one space and a whole
+/// timestamp. A line it accepts, `parse_line` accepts too; for any other line it says
+/// `None`, and `parse_line` decides (and says what is wrong). No allocation, and few
+/// branches: how a stream of lines keeps up with the network.
 #[inline]
 pub(crate) fn check_plain(line: &[u8]) -> Option<Plain> {
-    if line.len() >= MAX_LINE_LEN || line.first() == Some(&b'~') {
-        return None;
-    }
-    let mut at = 0;
-    let mut segment_start = 0;
-    let mut longest = 0;
-    loop {
-        match NAME_BYTES[usize::from(*line.get(at)?)] {
-            PLAIN => {}
-            DOT => {
-                let len = at - segment_start;
-                if len == 0 {
-                    return None;
-                }
-                longest = longest.max(len);
-                segment_start = at + 1;
-            }
-            END => break,
-            _ => return None,
-        }
-        at += 1;
-    }
-    let last = at - segment_start;
-    if last == 0 || last > MAX_LAST_SEGMENT_LEN || longest > MAX_SEGMENT_LEN || at > MAX_PATH_LEN {
-        return None;
-    }
-    let rest = &line[at + 1..];
-    let (value, timestamp) = match rest.iter().position(|&b| b == b' ') {
+    let name_len = find_space(line)?;
+    let (name, rest) = (&line[..name_len], &line[name_len + 1..]);
+    let (value, timestamp) = match find_space(rest) {
         Some(space) => (&rest[..space], Some(&rest[space + 1..])),
         None => (rest, None),
     };
-    let plain = plain_value(value) && timestamp.is_none_or(plain_timestamp);
+    let plain = plain_name(name) && plain_value(value) && timestamp.is_none_or(plain_timestamp);
     plain.then_some(Plain {
-        name_len: at,
+        name_len,
         has_timestamp: timestamp.is_some(),
     })
+}
+
+/// Where the first space is, eight bytes at a time.
+#[inline]
+fn find_space(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    let mut words = text.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ SPACES;
+        // The lowest byte flagged is the first zero byte of `x`: the first space.
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter().position(|&b| b == b' ').map(|i| at + i)
+}
+
+/// How a byte of a name is read by [`plain_name`]: a bit for "not plain", a bit for a dot.
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [ODD; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        table[b as usize] = match b {
+            b';' | b'/' | b'{' | b'}' | b'"' => ODD,
+            b'.' => DOT,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+const DOT: u8 = 1;
+const ODD: u8 = 2;
+
+/// Printable ASCII but what needs a closer look (`;` tags, `/`, the OpenMetrics shape's
+/// `{`, `}` and `"`), no empty segment, no leading `~`, and short enough that no segment
+/// can be too long for Carbon's files.
+#[inline]
+fn plain_name(name: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+        return false;
+    };
+    if name.len() > MAX_LAST_SEGMENT_LEN || first == b'.' || first == b'~' || last == b'.' {
+        return false;
+    }
+    let mut odd = 0;
+    let mut previous = 0;
+    for &b in name {
+        let class = NAME_BYTES[usize::from(b)];
+        // Two dots in a row: an empty segment.
+        odd |= class | ((class & previous) << 1);
+        previous = class;
+    }
+    odd & ODD == 0
 }
 
 /// `-?digits(.digits*)?`, short enough to be finite as a float.
@@ -209,31 +221,29 @@ fn plain_value(text: &[u8]) -> bool {
     let Some(first) = digits.first() else {
         return false;
     };
-    let mut points = 0;
+    let mut odd = false;
+    let mut points = 0u8;
     for &b in digits {
-        if b == b'.' {
-            points += 1;
-        } else if !b.is_ascii_digit() {
-            return false;
-        }
+        odd |= !b.is_ascii_digit() & (b != b'.');
+        points += u8::from(b == b'.');
     }
-    first.is_ascii_digit() && points <= 1 && digits.len() <= 24
+    first.is_ascii_digit() && !odd && points <= 1 && digits.len() <= 24
 }
 
-/// Whole seconds from 1 to `u32::MAX`.
+/// Whole seconds from 1 to `u32::MAX`: up to ten digits, not all zeros, and with ten, no
+/// more than `4294967295` (digits of one length compare as their numbers do).
 #[inline]
 fn plain_timestamp(text: &[u8]) -> bool {
     if text.is_empty() || text.len() > 10 {
         return false;
     }
-    let mut secs = 0u64;
+    let mut odd = false;
+    let mut zeros = true;
     for &b in text {
-        if !b.is_ascii_digit() {
-            return false;
-        }
-        secs = secs * 10 + u64::from(b - b'0');
+        odd |= !b.is_ascii_digit();
+        zeros &= b == b'0';
     }
-    (1..=u64::from(u32::MAX)).contains(&secs)
+    !odd && !zeros && (text.len() < 10 || text <= b"4294967295".as_slice())
 }
 
 /// A decimal number as Python's `float()` reads it, less what only Python reads (`nan`,

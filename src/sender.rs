@@ -485,13 +485,21 @@ impl Sender {
     }
 
     /// Checks a metric as a send does; returns its timestamp and, if it has its own tags,
-    /// their suffix merged over the defaults. A refusal is counted.
+    /// their suffix merged over the defaults. A refusal is counted. With `fits: false` the
+    /// caller checks the encoded length itself, exactly (a line already formatted).
     pub(crate) fn check_metric(
         &self,
         metric: &Metric<'_>,
+        fits: bool,
     ) -> Result<(u32, Option<Box<str>>), Error> {
         self.inner
-            .check(&metric.name, metric.value, metric.timestamp, metric.tags)
+            .check_rules(
+                &metric.name,
+                metric.value,
+                metric.timestamp,
+                metric.tags,
+                fits,
+            )
             .map_err(|err| self.inner.refused(err))
     }
 
@@ -618,6 +626,20 @@ impl Inner {
         timestamp: Option<Timestamp>,
         tags: &[(&str, &str)],
     ) -> Result<(u32, Option<Box<str>>), Error> {
+        self.check_rules(name, value, timestamp, tags, true)
+    }
+
+    /// [`check`](Inner::check), with the frame-fit check left to a caller that knows the
+    /// exact encoded length (`fits: false`).
+    #[inline]
+    fn check_rules(
+        &self,
+        name: &Name<'_>,
+        value: Value,
+        timestamp: Option<Timestamp>,
+        tags: &[(&str, &str)],
+        fits: bool,
+    ) -> Result<(u32, Option<Box<str>>), Error> {
         if !value.is_finite() {
             return Err(Error::InvalidValue {
                 reason: "NaN and infinite values are not accepted",
@@ -636,9 +658,11 @@ impl Inner {
             .as_ref()
             .map_or(self.rules.default_tags_len, |t| t.len());
         validate::check_name(self.rules.prefix, name, tags_len > 0)?;
-        self.rules
-            .encoder
-            .check_fits(name.as_str().len(), tags_len)?;
+        if fits {
+            self.rules
+                .encoder
+                .check_fits(name.as_str().len(), tags_len)?;
+        }
         Ok((timestamp, tags))
     }
 

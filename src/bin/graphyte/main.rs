@@ -1,0 +1,40 @@
+//! `graphyte`: send metrics to Graphite (Carbon) from the command line, one at a time or as
+//! a stream of lines from stdin. Built with the `cli` feature; it uses the library as any
+//! program would.
+
+mod args;
+mod pickle_view;
+mod send;
+mod stream;
+mod watch;
+
+use std::process::ExitCode;
+
+/// How a run ended: the process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything was sent.
+    Sent = 0,
+    /// Some metrics were refused or not delivered.
+    Incomplete = 1,
+    /// The command line was wrong (clap exits with 2 itself for what it finds).
+    Usage = 2,
+    /// Carbon could not be reached within the timeout.
+    Unreachable = 3,
+}
+
+fn main() -> ExitCode {
+    let status = match args::parse() {
+        args::Task::Completions(shell) => {
+            args::write_completions(shell);
+            Status::Sent
+        }
+        args::Task::Send(send) => send::run(&send),
+    };
+    ExitCode::from(status as u8)
+}
+
+/// Prints an error line on stderr: `graphyte: what went wrong`.
+pub fn complain(message: impl std::fmt::Display) {
+    eprintln!("graphyte: {message}");
+}
