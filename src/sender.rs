@@ -524,7 +524,7 @@ impl Sender {
                 }
             }
             Mode::Sync(link) => inner.write_now(link, count, |link| {
-                link.push_lines(&bytes, count);
+                link.push_lines(bytes, count);
             }),
         };
         outcome.accepted = count - lost;

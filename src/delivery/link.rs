@@ -209,7 +209,7 @@ impl Link {
 
     /// Appends `count` plaintext lines in their final form. Only a plaintext link is given
     /// lines; should another be, they are counted as failed, never written.
-    pub(crate) fn push_lines(&mut self, lines: &[u8], count: usize) {
+    pub(crate) fn push_lines(&mut self, lines: Vec<u8>, count: usize) {
         if !self.encoder.push_lines(lines, count, &mut self.frames) {
             debug_assert!(false, "lines given to a {:?} link", self.encoder.protocol());
             Counters::add(&self.shared.counters.failed, count as u64);

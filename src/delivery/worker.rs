@@ -218,7 +218,7 @@ impl Worker {
                     // few points less queued, never more sent than queued.
                     self.shared.chunk_out(lines.count);
                     taken.points += lines.count as u64;
-                    self.link.push_lines(&lines.bytes, lines.count);
+                    self.link.push_lines(lines.bytes, lines.count);
                     held += lines.count;
                 }
                 Ok(Msg::Control(next)) => {

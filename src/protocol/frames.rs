@@ -149,6 +149,17 @@ impl Frames {
         self.open_points = 0;
     }
 
+    /// Takes `bytes` as the buffer when it holds nothing (not even a frame being filled), so
+    /// a chunk already encoded is not copied; `false`, leaving `bytes` alone, otherwise.
+    pub(super) fn adopt(&mut self, bytes: &mut Vec<u8>) -> bool {
+        if !self.bytes.is_empty() || self.open {
+            return false;
+        }
+        std::mem::swap(&mut self.bytes, bytes);
+        self.head = 0;
+        true
+    }
+
     /// The bytes of the open frame, for an encoder to patch its header.
     pub(super) fn open_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes[self.open_start..]

@@ -49,8 +49,15 @@ impl Plaintext {
 
 impl Plaintext {
     /// Appends `count` lines already in their final form (checked, each ending in `\n`), cut
-    /// into frames between lines as points are.
-    pub(crate) fn push_lines(&self, mut lines: &[u8], mut count: usize, frames: &mut Frames) {
+    /// into frames between lines as points are. Lines that make one frame into empty frames
+    /// are taken as they are, not copied.
+    pub(crate) fn push_lines(&self, mut owned: Vec<u8>, mut count: usize, frames: &mut Frames) {
+        if !owned.is_empty() && owned.len() <= self.max_frame && frames.adopt(&mut owned) {
+            frames.open_at(0);
+            frames.add_points(count);
+            return;
+        }
+        let mut lines = owned.as_slice();
         while !lines.is_empty() {
             if !frames.is_open() {
                 let start = frames.buf().len();
@@ -304,7 +311,7 @@ mod tests {
         }
         for chunk in lines {
             let count = chunk.iter().filter(|&&b| b == b'\n').count();
-            encoder.push_lines(chunk, count, &mut frames);
+            encoder.push_lines(chunk.to_vec(), count, &mut frames);
         }
         encoder.close(&mut frames);
         let mut out = Vec::new();

@@ -162,7 +162,7 @@ mod tests {
             text.starts_with("# pickle frame: 61 bytes, a 4-byte length (57)"),
             "{text}"
         );
-        assert!(text.contains("# 000000  00 00 00 39 80 02 5d 28"), "{text}");
+        assert!(text.contains("# 000000  00 00 00 2d 80 02 5d 28"), "{text}");
     }
 
     #[test]

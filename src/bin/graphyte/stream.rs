@@ -1,10 +1,17 @@
 //! `graphyte send -`: lines from stdin, read in large chunks, split with `memchr`, checked in
-//! place by a [`LineBatch`], and handed to the worker a chunk at a time.
+//! place by a [`LineBatch`](graphyte::LineBatch), and handed to the sender a chunk at a time.
+//!
+//! Checking is the work (reading and writing are a few copies), so chunks are checked by one
+//! thread per core, each into its own batch, and handed over strictly in the order they were
+//! read, their bad lines reported then: the output and the reports are those of one thread.
 
 use std::io::{self, Read};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread;
 use std::time::Instant;
 
-use graphyte::{DryRun, Error, LineBatch, Sender};
+use crossbeam_channel as channel;
+use graphyte::{DryRun, Error, Sender};
 
 use crate::args::SendArgs;
 use crate::send::{line_batch, print_dry};
@@ -17,38 +24,55 @@ const READ_SIZE: usize = 1 << 18;
 /// The most of a bad line shown in its report.
 const SHOWN: usize = 120;
 
+/// Most checking threads: past a few, reading and sending are the limit.
+const MAX_CHECKERS: usize = 4;
+
 /// What the stream did, for the summary and the exit status.
 #[derive(Debug, Default)]
 struct Tally {
     /// Lines read, empty ones not counted.
     read: u64,
     refused: u64,
-    /// Lines accepted and then lost before reaching the sender (a full queue it gave up on).
+    /// Lines accepted and then lost before the sender took them (it was shut down).
     lost: u64,
-    /// A bad line under `--strict`, or a read error: the rest of the input was not read.
+    /// A bad line under `--strict`, a read error, or a sender that takes no more: the rest
+    /// of the input was not read.
     stopped: bool,
 }
 
 pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
     let started = Instant::now();
     let watch = Watch::start(sender, args, dry.is_none());
-    let mut lines = Lines {
-        args,
-        batch: line_batch(args, sender),
-        number: 0,
-        tally: Tally::default(),
-    };
-    let result = read_all(&mut io::stdin().lock(), |chunk| {
-        let going = lines.take(chunk);
-        let handed = lines.hand_over(dry, args);
-        watch.lines_read(lines.tally.read);
-        going && handed
+    let checkers = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_CHECKERS));
+    let order = Order::default();
+    let (pieces, to_check) = channel::bounded::<Piece>(checkers * 2);
+    let read = thread::scope(|scope| {
+        for _ in 0..checkers {
+            let to_check = to_check.clone();
+            let (order, watch) = (&order, &watch);
+            scope.spawn(move || {
+                for piece in to_check {
+                    check(piece, args, sender, dry, order, watch);
+                }
+            });
+        }
+        let mut seq = 0;
+        let read = read_all(&mut io::stdin().lock(), |kind, bytes| {
+            if order.turn().tally.stopped {
+                return false;
+            }
+            let piece = Piece { seq, kind, bytes };
+            seq += 1;
+            pieces.send(piece).is_ok()
+        });
+        drop(pieces);
+        read
     });
-    if let Err(err) = result {
+    let mut tally = std::mem::take(&mut order.turn().tally);
+    if let Err(err) = read {
         complain(format_args!("reading stdin: {err}"));
-        lines.tally.stopped = true;
+        tally.stopped = true;
     }
-    let tally = lines.tally;
     // Everything is handed over: deliver it, or give up at the timeout.
     let shutdown = sender.shutdown(args.timeout);
     let gave_up = watch.stop();
@@ -91,10 +115,10 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
 }
 
 /// Reads `input` to its end in large chunks and gives each run of whole lines (newlines
-/// included) to `lines`, which returns `false` to stop. A last line without its newline
-/// comes last. A line longer than the read buffer is given as the bytes read so far
-/// without the rest, which is skipped: it is refused for its length either way.
-fn read_all(input: &mut impl Read, mut lines: impl FnMut(Chunk<'_>) -> bool) -> io::Result<()> {
+/// included) to `lines`, in a buffer of its own, which returns `false` to stop. A last line
+/// without its newline comes last. A line longer than the read buffer is given as its
+/// first bytes, and the rest is skipped: it is refused for its length either way.
+fn read_all(input: &mut impl Read, mut lines: impl FnMut(Kind, Vec<u8>) -> bool) -> io::Result<()> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut filled = 0;
     // Inside a line too long for the buffer: skip to its end.
@@ -107,7 +131,8 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Chunk<'_>) -> bool) -> 
         };
         if read == 0 {
             if filled > 0 && !skipping {
-                lines(Chunk::Last(&buf[..filled]));
+                buf.truncate(filled);
+                lines(Kind::Last, buf);
             }
             return Ok(());
         }
@@ -129,13 +154,24 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Chunk<'_>) -> bool) -> 
             Some(newline) => start + newline + 1,
             None => start,
         };
-        if whole > start && !lines(Chunk::Lines(&buf[start..whole])) {
-            return Ok(());
+        if whole > start {
+            // The lines go in this buffer; the partial line after them starts the next.
+            let mut next = vec![0u8; READ_SIZE];
+            next[..end - whole].copy_from_slice(&buf[whole..end]);
+            let mut chunk = std::mem::replace(&mut buf, next);
+            chunk.truncate(whole);
+            if start > 0 {
+                chunk.drain(..start);
+            }
+            if !lines(Kind::Lines, chunk) {
+                return Ok(());
+            }
+        } else {
+            buf.copy_within(start..end, 0);
         }
-        buf.copy_within(whole..end, 0);
         filled = end - whole;
         if filled == buf.len() {
-            if !lines(Chunk::TooLong(&buf[..SHOWN])) {
+            if !lines(Kind::TooLong, buf[..SHOWN].to_vec()) {
                 return Ok(());
             }
             filled = 0;
@@ -145,107 +181,172 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Chunk<'_>) -> bool) -> 
 }
 
 /// What [`read_all`] hands on.
-enum Chunk<'a> {
+#[derive(Debug, Clone, Copy)]
+enum Kind {
     /// Whole lines, each ending in a newline.
-    Lines(&'a [u8]),
+    Lines,
     /// The input's last line, which has no newline.
-    Last(&'a [u8]),
+    Last,
     /// The start of a line longer than the read buffer.
-    TooLong(&'a [u8]),
+    TooLong,
 }
 
-struct Lines<'a> {
-    args: &'a SendArgs,
-    batch: LineBatch,
-    /// The number of the last line read, empty ones included.
-    number: u64,
+/// A chunk of the input on its way to a checking thread; `seq` is its place in the input.
+struct Piece {
+    seq: u64,
+    kind: Kind,
+    bytes: Vec<u8>,
+}
+
+/// Whose turn it is to hand over, and what was handed over so far.
+#[derive(Default)]
+struct Order {
+    turn: Mutex<Turn>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Turn {
+    /// The next piece to hand over.
+    next: u64,
+    /// Lines (empty ones included) in the pieces handed over: where the next one starts.
+    lines: u64,
     tally: Tally,
 }
 
-impl Lines<'_> {
-    /// Checks every line of the chunk into the batch; `false` to stop reading.
-    fn take(&mut self, chunk: Chunk<'_>) -> bool {
-        match chunk {
-            Chunk::Lines(lines) => {
-                let mut start = 0;
-                for newline in memchr::memchr_iter(b'\n', lines) {
-                    if !self.line(&lines[start..newline]) {
-                        return false;
-                    }
-                    start = newline + 1;
-                }
-                true
-            }
-            Chunk::Last(line) => self.line(line),
-            Chunk::TooLong(start) => {
-                self.number += 1;
-                self.tally.read += 1;
-                self.refuse(
-                    start,
-                    &Error::LineTooLong {
-                        len: READ_SIZE,
-                        max: graphyte::MAX_LINE_LEN,
-                    },
-                )
-            }
-        }
+impl Order {
+    fn turn(&self) -> MutexGuard<'_, Turn> {
+        self.turn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn line(&mut self, line: &[u8]) -> bool {
-        self.number += 1;
+    fn wait_for(&self, seq: u64) -> MutexGuard<'_, Turn> {
+        let mut turn = self.turn();
+        while turn.next != seq {
+            turn = self.changed.wait(turn).unwrap_or_else(|e| e.into_inner());
+        }
+        turn
+    }
+}
+
+/// A piece, checked.
+#[derive(Default)]
+struct Checked {
+    /// Lines in the piece, empty ones included.
+    lines: u64,
+    /// Lines that are not empty.
+    read: u64,
+    /// Bad lines: the number within the piece, from 1, and what is wrong.
+    refused: Vec<(u64, String)>,
+    /// Stopped at a bad line (`--strict`).
+    stopped: bool,
+}
+
+/// Checks a piece into a batch of its own, then, in its turn, hands the batch over and
+/// reports the bad lines.
+fn check(
+    piece: Piece,
+    args: &SendArgs,
+    sender: &Sender,
+    dry: Option<&DryRun>,
+    order: &Order,
+    watch: &Watch,
+) {
+    let mut batch = line_batch(args, sender);
+    let mut checked = Checked::default();
+    let mut line = |line: &[u8], checked: &mut Checked| {
+        checked.lines += 1;
         if line.is_empty() {
             return true;
         }
-        self.tally.read += 1;
-        match self.batch.push(line) {
+        checked.read += 1;
+        match batch.push(line) {
             Ok(()) => true,
-            Err(err) => self.refuse(line, &err),
+            Err(err) => {
+                checked.refused.push((checked.lines, report(line, &err)));
+                checked.stopped = args.strict;
+                !args.strict
+            }
+        }
+    };
+    match piece.kind {
+        Kind::Lines => {
+            let mut start = 0;
+            for newline in memchr::memchr_iter(b'\n', &piece.bytes) {
+                if !line(&piece.bytes[start..newline], &mut checked) {
+                    break;
+                }
+                start = newline + 1;
+            }
+        }
+        Kind::Last => {
+            line(&piece.bytes, &mut checked);
+        }
+        Kind::TooLong => {
+            let err = Error::LineTooLong {
+                len: READ_SIZE,
+                max: graphyte::MAX_LINE_LEN,
+            };
+            checked.lines = 1;
+            checked.read = 1;
+            checked.refused.push((1, report(&piece.bytes, &err)));
+            checked.stopped = args.strict;
         }
     }
+    let mut turn = order.wait_for(piece.seq);
+    if !turn.tally.stopped {
+        hand_over(&mut turn, checked, &mut batch, args, dry);
+        watch.lines_read(turn.tally.read);
+    }
+    turn.next += 1;
+    drop(turn);
+    order.changed.notify_all();
+}
 
-    /// Reports a bad line; `false` under `--strict`.
-    fn refuse(&mut self, line: &[u8], err: &Error) -> bool {
-        self.tally.refused += 1;
-        let shown = &line[..line.len().min(SHOWN)];
-        let more = if line.len() > SHOWN { "…" } else { "" };
-        let reason = match err {
-            // Its message holds the whole line, shown here anyway.
-            Error::InvalidLine { reason, .. } => (*reason).to_owned(),
-            _ => err.to_string(),
-        };
+/// Hands a checked piece's batch over (in a dry run, prints it) and reports its bad lines.
+fn hand_over(
+    turn: &mut Turn,
+    checked: Checked,
+    batch: &mut graphyte::LineBatch,
+    args: &SendArgs,
+    dry: Option<&DryRun>,
+) {
+    let outcome = batch.send();
+    if let Some(dry) = dry {
+        print_dry(args, dry);
+    }
+    for (number, reason) in &checked.refused {
+        complain(format_args!("line {}: {reason}", turn.lines + number));
+    }
+    let tally = &mut turn.tally;
+    tally.read += checked.read;
+    tally.refused += checked.refused.len() as u64;
+    tally.lost += outcome.lost as u64;
+    if checked.stopped {
+        let number = turn.lines + checked.lines;
         complain(format_args!(
-            "line {}: {reason}: {:?}{more}",
-            self.number,
-            String::from_utf8_lossy(shown)
+            "--strict: stopped at line {number}; the lines before it were sent"
         ));
-        if self.args.strict {
-            complain(format_args!(
-                "--strict: stopping at line {}; the lines before it were sent",
-                self.number
-            ));
-            self.tally.stopped = true;
-            return false;
-        }
-        true
+        tally.stopped = true;
     }
+    if matches!(outcome.first_error, Some(Error::Closed)) {
+        tally.stopped = true;
+    }
+    turn.lines += checked.lines;
+}
 
-    /// Hands the lines checked so far to the sender (in a dry run, prints them); `false`
-    /// once the sender takes no more (the watchdog gave up).
-    fn hand_over(&mut self, dry: Option<&DryRun>, args: &SendArgs) -> bool {
-        if self.batch.is_empty() {
-            return true;
+/// What is wrong with a line, and the line (its start, if long), for a person.
+fn report(line: &[u8], err: &Error) -> String {
+    let shown = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+    let more = if line.len() > SHOWN { "…" } else { "" };
+    let reason = match err {
+        _ if line.ends_with(b"\r") => {
+            "ends in a carriage return (a Windows line ending? convert with dos2unix)".to_owned()
         }
-        let outcome = self.batch.send();
-        self.tally.lost += outcome.lost as u64;
-        if let Some(dry) = dry {
-            print_dry(args, dry);
-        }
-        if matches!(outcome.first_error, Some(Error::Closed)) {
-            self.tally.stopped = true;
-            return false;
-        }
-        true
-    }
+        // Its message holds the whole line, shown anyway.
+        Error::InvalidLine { reason, .. } => (*reason).to_owned(),
+        _ => err.to_string(),
+    };
+    format!("{reason}: {shown:?}{more}")
 }
 
 #[cfg(test)]
@@ -264,11 +365,11 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        read_all(&mut Trickle(input, step), |chunk| {
-            out.push(match chunk {
-                Chunk::Lines(lines) => format!("lines {}", String::from_utf8_lossy(lines)),
-                Chunk::Last(line) => format!("last {}", String::from_utf8_lossy(line)),
-                Chunk::TooLong(start) => format!("too long {}", start.len()),
+        read_all(&mut Trickle(input, step), |kind, bytes| {
+            out.push(match kind {
+                Kind::Lines => format!("lines {}", String::from_utf8_lossy(&bytes)),
+                Kind::Last => format!("last {}", String::from_utf8_lossy(&bytes)),
+                Kind::TooLong => format!("too long {}", bytes.len()),
             });
             true
         })
