@@ -159,7 +159,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.starts_with("# pickle frame: 61 bytes, a 4-byte length (57)"),
+            text.starts_with("# pickle frame: 49 bytes, a 4-byte length (45)"),
             "{text}"
         );
         assert!(text.contains("# 000000  00 00 00 2d 80 02 5d 28"), "{text}");
