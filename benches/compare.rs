@@ -5,10 +5,25 @@
 //! (this binary again, or Python), so its CPU time and peak memory are its own; a sink in this
 //! process counts the lines it receives over TCP and UDP and discards them. Each end-to-end
 //! client runs several times; its row gives the median and the range.
+//!
+//! One more table, right after the first: stream mode (`graphyte send -`) against `nc -N`
+//! (OpenBSD netcat), each moving the same file of pre-formatted lines from stdin to a loopback
+//! sink, the two alternating in the same run. It needs the command-line tool: `scripts/bench`
+//! builds it (`cargo build --release --features cli`) and passes its path in
+//! `GRAPHYTE_BENCH_CLI`; without it the table is skipped with a note.
+//!
+//! `GRAPHYTE_BENCH_ONLY=stream` runs that table alone (a few seconds):
+//!
+//! ```text
+//! cargo build --release --features cli
+//! GRAPHYTE_BENCH_CLI=$PWD/target/release/graphyte GRAPHYTE_BENCH_ONLY=stream cargo bench --bench compare
+//! ```
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -26,6 +41,8 @@ const RUNS: usize = 5;
 const SPORADIC_SENDS: u64 = 5_000;
 const SPORADIC_PAUSE: Duration = Duration::from_micros(100);
 const OVERLOAD_FOR: Duration = Duration::from_secs(10);
+/// Pre-formatted lines that stream mode and `nc` each move from stdin to the sink (~85 MB).
+const STREAM_LINES: u64 = 2_000_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -50,7 +67,7 @@ struct Counter {
 
 impl Counter {
     fn add(&self, bytes: &[u8]) {
-        let n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = count_newlines(bytes);
         if n > 0 {
             self.lines.fetch_add(n, Ordering::Relaxed);
             self.last_micros.store(wall_micros(), Ordering::Relaxed);
@@ -77,6 +94,41 @@ impl Counter {
             thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// Newlines in `bytes`, 16 bytes at a step: the sink shares the cores with the client, and a
+/// byte-at-a-time count (~1.6 GB/s here) took as long as `nc` itself to move the stream row's
+/// 85 MB, which held `nc` back more than graphyte and flattered the ratio.
+#[cfg(target_arch = "x86_64")]
+fn count_newlines(bytes: &[u8]) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_extract_epi16, _mm_loadu_si128, _mm_sad_epu8,
+        _mm_set1_epi8, _mm_setzero_si128, _mm_sub_epi8,
+    };
+    // 255 blocks of 16 bytes: a byte lane counts at most one newline a block, so up to 255.
+    let mut runs = bytes.chunks_exact(16 * 255);
+    let mut n = 0u64;
+    // SAFETY: SSE2 is part of x86_64; each load reads 16 bytes inside `block`, unaligned.
+    unsafe {
+        let newline = _mm_set1_epi8(b'\n' as i8);
+        for run in &mut runs {
+            let mut lanes = _mm_setzero_si128();
+            for block in run.chunks_exact(16) {
+                let v = _mm_loadu_si128(block.as_ptr().cast());
+                // A match is 0xFF, -1: subtracting it adds one.
+                lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(v, newline));
+            }
+            // Two sums of 8 lanes each, in the low 16 bits of each 64-bit half.
+            let sums = _mm_sad_epu8(lanes, _mm_setzero_si128());
+            n += _mm_cvtsi128_si64(sums) as u64 + _mm_extract_epi16(sums, 4) as u64;
+        }
+    }
+    n + runs.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn wall_micros() -> u64 {
@@ -267,6 +319,21 @@ fn end_to_end(client: &str, counter: &Counter, lines: u64, run_child: impl Fn() 
 }
 
 fn parent() {
+    let cli = std::env::var("GRAPHYTE_BENCH_CLI").ok();
+    match std::env::var("GRAPHYTE_BENCH_ONLY").ok().as_deref() {
+        None | Some("") => {}
+        Some("stream") => {
+            let cli = cli.unwrap_or_else(|| {
+                panic!(
+                    "GRAPHYTE_BENCH_ONLY=stream needs GRAPHYTE_BENCH_CLI, the path to the \
+                     command-line tool (cargo build --release --features cli; \
+                     GRAPHYTE_BENCH_CLI=$PWD/target/release/graphyte)"
+                )
+            });
+            return stream_vs_nc(&cli);
+        }
+        Some(other) => panic!("GRAPHYTE_BENCH_ONLY={other}: the only choice is `stream`"),
+    }
     let python = std::env::var("GRAPHYTE_BENCH_PYTHON").ok();
     let tcp = Arc::new(Counter::default());
     let udp = Arc::new(Counter::default());
@@ -326,6 +393,20 @@ fn parent() {
 
     print_table(&rows);
 
+    match &cli {
+        Some(cli) => stream_vs_nc(cli),
+        None => {
+            eprintln!(
+                "GRAPHYTE_BENCH_CLI not set: stream mode (graphyte send -) not measured against nc \
+                 (scripts/bench was not used; it builds the command-line tool and sets it)"
+            );
+            println!(
+                "\nstream stdin→TCP sink: graphyte send - vs nc: skipped, GRAPHYTE_BENCH_CLI not \
+                 set (run scripts/bench)"
+            );
+        }
+    }
+
     eprintln!(
         "overload: {}s against a throttled sink...",
         OVERLOAD_FOR.as_secs()
@@ -334,6 +415,193 @@ fn parent() {
     print_overload(&overload);
 
     carbon_cpu(&rows[0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream mode against nc: the same file of pre-formatted lines from stdin to a loopback sink.
+
+/// `graphyte send -` and `nc -N` move the same file of pre-formatted lines from their stdin to
+/// a TCP sink in this process, the two alternating, `RUNS` times each. A run's time is from
+/// spawning the client until the sink has counted every line.
+///
+/// The sink (one thread per connection, counting newlines) runs in this process and shares the
+/// machine's cores with the client: the same for both clients, so the ratio is fair, but both
+/// rates are below what either client would reach with a sink on a machine of its own.
+fn stream_vs_nc(cli: &str) {
+    check_nc();
+    let dir = std::env::temp_dir().join(format!("graphyte-bench-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lines.txt");
+    let bytes = write_stream_file(&file, STREAM_LINES);
+    let counter = Arc::new(Counter::default());
+    let port = tcp_sink(counter.clone(), None);
+    let port_arg = port.to_string();
+    let nc = ("nc -N", "nc", vec!["-N", "127.0.0.1", port_arg.as_str()]);
+    let ours = (
+        "graphyte send -",
+        cli,
+        vec![
+            "send",
+            "-",
+            "-p",
+            port_arg.as_str(),
+            "-s",
+            "127.0.0.1",
+            "-q",
+        ],
+    );
+
+    eprintln!(
+        "stream mode: {STREAM_LINES} lines ({:.1} MB) from stdin to a TCP sink, graphyte send - \
+         and nc -N alternating...",
+        bytes as f64 / 1e6
+    );
+    let (mut nc_rates, mut our_rates, mut ratios) = (vec![], vec![], vec![]);
+    for run in 1..=RUNS {
+        // Who goes first alternates too, so that neither always runs on the other's heels.
+        let measure = |(label, program, args): &(&str, &str, Vec<&str>)| {
+            stream_run(label, program, args, &file, &counter, STREAM_LINES)
+        };
+        let (nc_rate, our_rate) = if run % 2 == 1 {
+            let nc_rate = measure(&nc);
+            (nc_rate, measure(&ours))
+        } else {
+            let our_rate = measure(&ours);
+            (measure(&nc), our_rate)
+        };
+        nc_rates.push(nc_rate);
+        our_rates.push(our_rate);
+        ratios.push(our_rate / nc_rate);
+        eprintln!(
+            "  run {run}/{RUNS}: nc {:.2} M lines/s, graphyte {:.2} M lines/s, graphyte/nc {:.2}",
+            nc_rate / 1e6,
+            our_rate / 1e6,
+            our_rate / nc_rate
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (nc_rates, our_rates, ratios) = (
+        Spread::of(nc_rates),
+        Spread::of(our_rates),
+        Spread::of(ratios),
+    );
+    let mb_per_line = bytes as f64 / STREAM_LINES as f64 / 1e6;
+    println!();
+    println!(
+        "stream stdin→TCP sink: graphyte send - vs nc ({STREAM_LINES} pre-formatted lines, \
+         {:.1} MB, stdin from a file; the two alternate, {RUNS} runs each; sink in the bench \
+         process, on the same cores)",
+        bytes as f64 / 1e6
+    );
+    println!();
+    println!(
+        "| client | M lines/s, median (min–max) of {RUNS} | MB/s, median (min–max) | graphyte/nc (medians; per-run range) |"
+    );
+    println!("|---|---:|---:|---|");
+    println!(
+        "| nc -N (OpenBSD netcat) | {} | {} | (anchor) |",
+        fmt_spread(nc_rates, 1e-6, 2),
+        fmt_spread(nc_rates, mb_per_line, 0),
+    );
+    println!(
+        "| graphyte send - | {} | {} | {:.2}× ({:.2}–{:.2}×) |",
+        fmt_spread(our_rates, 1e-6, 2),
+        fmt_spread(our_rates, mb_per_line, 0),
+        our_rates.median / nc_rates.median,
+        ratios.min,
+        ratios.max,
+    );
+}
+
+/// Fails unless `nc` is OpenBSD netcat, the one with `-N` (shut the socket down at the end of
+/// stdin, so that the sink sees the end and `nc` exits).
+fn check_nc() {
+    let install = "install OpenBSD netcat: apt-get install netcat-openbsd (scripts/bench does)";
+    let out = Command::new("nc")
+        .arg("-h")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("nc: {e}; {install}"));
+    let help =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("OpenBSD netcat"),
+        "nc is not OpenBSD netcat (no -N); {install}\n{help}"
+    );
+}
+
+/// `lines` lines `name value timestamp`, 100 names; returns the file's size in bytes.
+fn write_stream_file(path: &Path, lines: u64) -> u64 {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+    for i in 0..lines {
+        writeln!(
+            out,
+            "app.server{}.requests.count {} 1700000000",
+            i % 100,
+            i % 1000
+        )
+        .unwrap();
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// One client run: spawned with `file` as its stdin; lines per second from the spawn until the
+/// sink counted all `lines`. Panics if lines are missing or the client fails.
+fn stream_run(
+    label: &str,
+    program: &str,
+    args: &[&str],
+    file: &Path,
+    counter: &Counter,
+    lines: u64,
+) -> f64 {
+    counter.reset();
+    let stdin = File::open(file).unwrap();
+    let start = wall_micros();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{label}: running {program}: {e}"));
+    let got = counter.wait(lines);
+    let last = counter.last_micros.load(Ordering::Relaxed);
+    let status = wait_child(&mut child, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{label}: {program} still running 30 s after its last line"));
+    assert!(
+        status.success(),
+        "{label}: {program} {args:?} failed: {status}"
+    );
+    assert_eq!(
+        got, lines,
+        "{label}: the sink counted {got} of {lines} lines"
+    );
+    // Lines arriving after the count was taken (there should be none).
+    let after = counter.lines.load(Ordering::Relaxed);
+    assert_eq!(
+        after, lines,
+        "{label}: the sink counted {after} lines, {lines} sent"
+    );
+    lines as f64 / ((last - start) as f64 / 1e6)
+}
+
+/// The child's exit status, or `None` (the child killed) if it runs past `limit`.
+fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn fmt(v: f64, digits: usize) -> String {

@@ -141,9 +141,9 @@ pub(crate) struct Plain {
 /// branches: how a stream of lines keeps up with the network.
 #[inline]
 pub(crate) fn check_plain(line: &[u8]) -> Option<Plain> {
-    let name_len = find_space(line)?;
+    let name_len = find_byte(line, b' ')?;
     let (name, rest) = (&line[..name_len], &line[name_len + 1..]);
-    let (value, timestamp) = match find_space(rest) {
+    let (value, timestamp) = match find_byte(rest, b' ') {
         Some(space) => (&rest[..space], Some(&rest[space + 1..])),
         None => (rest, None),
     };
@@ -154,17 +154,39 @@ pub(crate) fn check_plain(line: &[u8]) -> Option<Plain> {
     })
 }
 
-/// Where the first space is, eight bytes at a time.
+/// The plain line (see [`check_plain`]) at the start of `text`, with its timestamp and its
+/// newline: its length, newline included. `None` for any other line, and when `text` holds
+/// no newline. A stream of such lines is checked where it lies, without finding each line's
+/// end first.
 #[inline]
-fn find_space(text: &[u8]) -> Option<usize> {
+pub(crate) fn check_plain_line(text: &[u8]) -> Option<usize> {
+    let name_len = find_byte(text, b' ')?;
+    let value_start = name_len + 1;
+    let value_len = find_byte(&text[value_start..], b' ')?;
+    let stamp_start = value_start + value_len + 1;
+    let stamp_len = text[stamp_start..]
+        .iter()
+        .take(11)
+        .position(|b| !b.is_ascii_digit())?;
+    let end = stamp_start + stamp_len;
+    let plain = text[end] == b'\n'
+        && plain_name(&text[..name_len])
+        && plain_value(&text[value_start..value_start + value_len])
+        && plain_timestamp(&text[stamp_start..end]);
+    plain.then_some(end + 1)
+}
+
+/// Where `byte` first is in `text`, eight bytes at a time.
+#[inline]
+pub(crate) fn find_byte(text: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    let pattern = u64::from_ne_bytes([byte; 8]);
     let mut words = text.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ SPACES;
-        // The lowest byte flagged is the first zero byte of `x`: the first space.
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
+        // The lowest byte flagged is the first zero byte of `x`: the first match.
         let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
         if zeros != 0 {
             return Some(at + zeros.trailing_zeros() as usize / 8);
@@ -172,7 +194,7 @@ fn find_space(text: &[u8]) -> Option<usize> {
         at += 8;
     }
     let tail = words.remainder();
-    tail.iter().position(|&b| b == b' ').map(|i| at + i)
+    tail.iter().position(|&b| b == byte).map(|i| at + i)
 }
 
 /// How a byte of a name is read by [`plain_name`]: a bit for "not plain", a bit for a dot.
@@ -411,6 +433,47 @@ mod tests {
                 proptest::prop_assert_eq!(parsed.timestamp().is_some(), plain.has_timestamp);
             }
         }
+
+        /// In a stream, the in-place check takes a line exactly when the fast path takes
+        /// it with its timestamp, and says where it ends.
+        #[test]
+        fn the_in_place_check_takes_what_the_fast_path_takes_with_a_timestamp(
+            line in "[a~.;/{}\"é -]{0,3}[a-z0-9._~-]{0,12}[ \t]{0,2}[-+]?[0-9.e]{0,4}[ ]{0,2}[0-9.]{0,11}[ x]{0,1}",
+            next in "[a-z0-9 .\n]{0,12}",
+        ) {
+            let stream = format!("{line}\n{next}");
+            let expected = check_plain(line.as_bytes())
+                .filter(|plain| plain.has_timestamp)
+                .map(|_| line.len() + 1);
+            proptest::prop_assert_eq!(check_plain_line(stream.as_bytes()), expected, "{:?}", stream);
+        }
+    }
+
+    #[test]
+    fn finding_a_byte_looks_at_every_position_in_and_out_of_whole_words() {
+        for len in 0..20 {
+            for at in 0..len {
+                let mut text = vec![b'x'; len];
+                text[at] = b' ';
+                if at + 1 < len {
+                    text[at + 1] = b' ';
+                }
+                assert_eq!(find_byte(&text, b' '), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_byte(&vec![b'x'; len], b' '), None);
+        }
+        assert_eq!(find_byte(b"\x80\xff\x01 ", b' '), Some(3));
+    }
+
+    #[test]
+    fn the_in_place_check_ends_each_plain_line_at_its_newline() {
+        let stream = b"a.b 1 1700000000\nc -2.5 4294967295\nd 1\n";
+        assert_eq!(check_plain_line(stream), Some(17));
+        assert_eq!(check_plain_line(&stream[17..]), Some(18));
+        assert_eq!(check_plain_line(&stream[35..]), None, "no timestamp");
+        assert_eq!(check_plain_line(b"a.b 1 1700000000"), None, "no newline");
+        assert_eq!(check_plain_line(b"a.b 1 17000000000\n"), None);
+        assert_eq!(check_plain_line(b"a.b 1 1700000000 \n"), None);
     }
 
     #[test]

@@ -954,3 +954,88 @@ fn queued_equals_sent_plus_failed_after_a_flush_of_single_sends_and_line_batches
     assert_eq!(stats.refused, 20);
     assert_eq!(capture.lines().len(), accepted);
 }
+
+// push_lines: a chunk of a stream at once.
+
+/// A chunk mixing plain lines, lines the fast path leaves to the parser, bad and empty lines,
+/// and a last line without its newline.
+const CHUNK: &[u8] = b"a.b 1 1700000000\n\
+    a.c 2\n\
+    bad value 1700000000\n\
+    \n\
+    a.d;t=1 3 1700000000\n\
+    a.e\t4 1700000000\n\
+    a..f 5 1700000000\n\
+    a.g 6 1700000000\n\
+    a.h 7 1700000000";
+
+/// What `push` line by line keeps and refuses for CHUNK, through a sender from `builder`.
+fn line_by_line(builder: graphyte::Builder) -> (Vec<u8>, Vec<usize>) {
+    let dry = builder.dry_run().unwrap();
+    let mut batch = dry.sender().line_batch();
+    batch.default_timestamp(TS).unwrap();
+    let mut refused = Vec::new();
+    for (index, line) in CHUNK.split(|&b| b == b'\n').enumerate() {
+        if !line.is_empty() && batch.push(line).is_err() {
+            refused.push(index);
+        }
+    }
+    batch.send();
+    (dry.take(), refused)
+}
+
+fn chunk_at_once(builder: graphyte::Builder) -> (Vec<u8>, Vec<usize>, usize) {
+    let dry = builder.dry_run().unwrap();
+    let mut batch = dry.sender().line_batch();
+    batch.default_timestamp(TS).unwrap();
+    let mut refused = Vec::new();
+    let seen = batch.push_lines(CHUNK, |index, _, _| {
+        refused.push(index);
+        true
+    });
+    batch.send();
+    (dry.take(), refused, seen)
+}
+
+#[test]
+fn push_lines_keeps_and_refuses_exactly_what_push_does_line_by_line() {
+    for builder in [
+        || Sender::builder("unused"),
+        || Sender::builder("unused").prefix("app"),
+        || Sender::builder("unused").tag("env", "prod"),
+        || Sender::builder("unused").protocol(Protocol::Pickle),
+    ] {
+        let (expected, expected_refused) = line_by_line(builder());
+        let (kept, refused, seen) = chunk_at_once(builder());
+        assert_eq!(text(&kept), text(&expected));
+        assert_eq!(refused, expected_refused);
+        assert_eq!(refused, [2, 6], "the bad value and the empty segment");
+        assert_eq!(seen, 9, "every line looked at, the empty one included");
+    }
+}
+
+#[test]
+fn push_lines_passes_lines_through_unchanged_and_stamps_those_without_a_timestamp() {
+    let (kept, _, _) = chunk_at_once(Sender::builder("unused"));
+    assert_eq!(
+        text(&kept),
+        "a.b 1 1700000000\na.c 2 1700000000\na.d;t=1 3 1700000000\na.e\t4 1700000000\n\
+         a.g 6 1700000000\na.h 7 1700000000\n"
+    );
+}
+
+#[test]
+fn push_lines_stops_after_the_refused_line_when_told_to() {
+    let dry = Sender::builder("unused").dry_run().unwrap();
+    let mut batch = dry.sender().line_batch();
+    batch.default_timestamp(TS).unwrap();
+    let mut refusals = Vec::new();
+    let seen = batch.push_lines(CHUNK, |index, line, err| {
+        refusals.push((index, line.to_vec(), err.is_invalid_input()));
+        false
+    });
+    assert_eq!(refusals, [(2, b"bad value 1700000000".to_vec(), true)]);
+    assert_eq!((seen, batch.len()), (3, 2));
+    batch.send();
+    assert_eq!(text(&dry.take()), "a.b 1 1700000000\na.c 2 1700000000\n");
+}

@@ -6,6 +6,7 @@
 //! read, their bad lines reported then: the output and the reports are those of one thread.
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
@@ -46,22 +47,34 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
     let checkers = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_CHECKERS));
     let order = Order::default();
     let (pieces, to_check) = channel::bounded::<Piece>(checkers * 2);
+    // Read buffers come back once checked: allocating (and zeroing) one per read costs more
+    // than the reading.
+    let (spare, spares) = channel::bounded::<Vec<u8>>(checkers * 4);
     let read = thread::scope(|scope| {
         for _ in 0..checkers {
-            let to_check = to_check.clone();
+            let (to_check, spare) = (to_check.clone(), spare.clone());
             let (order, watch) = (&order, &watch);
             scope.spawn(move || {
                 for piece in to_check {
-                    check(piece, args, sender, dry, order, watch);
+                    let buf = check(piece, args, sender, dry, order, watch);
+                    if buf.len() == READ_SIZE {
+                        let _ = spare.try_send(buf);
+                    }
                 }
             });
         }
+        let fresh = || spares.try_recv().unwrap_or_else(|_| vec![0u8; READ_SIZE]);
         let mut seq = 0;
-        let read = read_all(&mut io::stdin().lock(), |kind, bytes| {
+        let read = read_all(&mut io::stdin().lock(), fresh, |kind, buf, range| {
             if order.turn().tally.stopped {
                 return false;
             }
-            let piece = Piece { seq, kind, bytes };
+            let piece = Piece {
+                seq,
+                kind,
+                buf,
+                range,
+            };
             seq += 1;
             pieces.send(piece).is_ok()
         });
@@ -118,8 +131,12 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
 /// included) to `lines`, in a buffer of its own, which returns `false` to stop. A last line
 /// without its newline comes last. A line longer than the read buffer is given as its
 /// first bytes, and the rest is skipped: it is refused for its length either way.
-fn read_all(input: &mut impl Read, mut lines: impl FnMut(Kind, Vec<u8>) -> bool) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_SIZE];
+fn read_all(
+    input: &mut impl Read,
+    mut fresh: impl FnMut() -> Vec<u8>,
+    mut lines: impl FnMut(Kind, Vec<u8>, Range<usize>) -> bool,
+) -> io::Result<()> {
+    let mut buf = fresh();
     let mut filled = 0;
     // Inside a line too long for the buffer: skip to its end.
     let mut skipping = false;
@@ -131,8 +148,7 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Kind, Vec<u8>) -> bool)
         };
         if read == 0 {
             if filled > 0 && !skipping {
-                buf.truncate(filled);
-                lines(Kind::Last, buf);
+                lines(Kind::Last, buf, 0..filled);
             }
             return Ok(());
         }
@@ -156,14 +172,10 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Kind, Vec<u8>) -> bool)
         };
         if whole > start {
             // The lines go in this buffer; the partial line after them starts the next.
-            let mut next = vec![0u8; READ_SIZE];
+            let mut next = fresh();
             next[..end - whole].copy_from_slice(&buf[whole..end]);
-            let mut chunk = std::mem::replace(&mut buf, next);
-            chunk.truncate(whole);
-            if start > 0 {
-                chunk.drain(..start);
-            }
-            if !lines(Kind::Lines, chunk) {
+            let chunk = std::mem::replace(&mut buf, next);
+            if !lines(Kind::Lines, chunk, start..whole) {
                 return Ok(());
             }
         } else {
@@ -171,7 +183,7 @@ fn read_all(input: &mut impl Read, mut lines: impl FnMut(Kind, Vec<u8>) -> bool)
         }
         filled = end - whole;
         if filled == buf.len() {
-            if !lines(Kind::TooLong, buf[..SHOWN].to_vec()) {
+            if !lines(Kind::TooLong, buf[..SHOWN].to_vec(), 0..SHOWN) {
                 return Ok(());
             }
             filled = 0;
@@ -191,11 +203,13 @@ enum Kind {
     TooLong,
 }
 
-/// A chunk of the input on its way to a checking thread; `seq` is its place in the input.
+/// A chunk of the input on its way to a checking thread: `buf[range]`; `seq` is its place
+/// in the input.
 struct Piece {
     seq: u64,
     kind: Kind,
-    bytes: Vec<u8>,
+    buf: Vec<u8>,
+    range: Range<usize>,
 }
 
 /// Whose turn it is to hand over, and what was handed over so far.
@@ -242,7 +256,7 @@ struct Checked {
 }
 
 /// Checks a piece into a batch of its own, then, in its turn, hands the batch over and
-/// reports the bad lines.
+/// reports the bad lines. Returns the piece's buffer, to be read into again.
 fn check(
     piece: Piece,
     args: &SendArgs,
@@ -250,36 +264,21 @@ fn check(
     dry: Option<&DryRun>,
     order: &Order,
     watch: &Watch,
-) {
+) -> Vec<u8> {
     let mut batch = line_batch(args, sender);
     let mut checked = Checked::default();
-    let mut line = |line: &[u8], checked: &mut Checked| {
-        checked.lines += 1;
-        if line.is_empty() {
-            return true;
-        }
-        checked.read += 1;
-        match batch.push(line) {
-            Ok(()) => true,
-            Err(err) => {
-                checked.refused.push((checked.lines, report(line, &err)));
-                checked.stopped = args.strict;
-                !args.strict
-            }
-        }
-    };
+    let bytes = &piece.buf[piece.range.clone()];
     match piece.kind {
-        Kind::Lines => {
-            let mut start = 0;
-            for newline in memchr::memchr_iter(b'\n', &piece.bytes) {
-                if !line(&piece.bytes[start..newline], &mut checked) {
-                    break;
-                }
-                start = newline + 1;
-            }
-        }
-        Kind::Last => {
-            line(&piece.bytes, &mut checked);
+        Kind::Lines | Kind::Last => {
+            let mut refused = Vec::new();
+            let seen = batch.push_lines(bytes, |index, line, err| {
+                refused.push((index as u64 + 1, report(line, &err)));
+                !args.strict
+            });
+            checked.stopped = args.strict && !refused.is_empty();
+            checked.lines = seen as u64;
+            checked.read = (batch.len() + refused.len()) as u64;
+            checked.refused = refused;
         }
         Kind::TooLong => {
             let err = Error::LineTooLong {
@@ -288,7 +287,7 @@ fn check(
             };
             checked.lines = 1;
             checked.read = 1;
-            checked.refused.push((1, report(&piece.bytes, &err)));
+            checked.refused.push((1, report(bytes, &err)));
             checked.stopped = args.strict;
         }
     }
@@ -300,6 +299,7 @@ fn check(
     turn.next += 1;
     drop(turn);
     order.changed.notify_all();
+    piece.buf
 }
 
 /// Hands a checked piece's batch over (in a dry run, prints it) and reports its bad lines.
@@ -365,10 +365,12 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        read_all(&mut Trickle(input, step), |kind, bytes| {
+        let fresh = || vec![0u8; READ_SIZE];
+        read_all(&mut Trickle(input, step), fresh, |kind, buf, range| {
+            let bytes = &buf[range];
             out.push(match kind {
-                Kind::Lines => format!("lines {}", String::from_utf8_lossy(&bytes)),
-                Kind::Last => format!("last {}", String::from_utf8_lossy(&bytes)),
+                Kind::Lines => format!("lines {}", String::from_utf8_lossy(bytes)),
+                Kind::Last => format!("last {}", String::from_utf8_lossy(bytes)),
                 Kind::TooLong => format!("too long {}", bytes.len()),
             });
             true
