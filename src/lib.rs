@@ -31,6 +31,8 @@
 //! - [`Sender`] is the explicit form: build as many as you need with [`Sender::builder`].
 //! - [`SendSocket`] is where bytes leave; plug your own in with [`Builder::socket`].
 //! - [`Stats`] counts what was queued, sent, dropped, refused and failed.
+//! - [`LineBatch`] forwards plaintext lines read elsewhere, checked and byte for byte (the
+//!   `graphyte` command-line tool's stream mode, built with the `cli` feature).
 //! - Errors are logged through the `log` crate, target `graphyte`, rate-limited; a logger
 //!   that sends metrics is fine (no lock is held while logging).
 #![warn(missing_docs)]
