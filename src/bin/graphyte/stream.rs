@@ -92,10 +92,15 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
     let stats = sender.stats();
     let accepted = tally.read - tally.refused;
     let not_delivered = accepted.saturating_sub(stats.sent);
-    if let Err(err) = shutdown
+    if let Err(err) = &shutdown
         && not_delivered > 0
     {
         complain(format_args!("delivering the last lines: {err}"));
+    }
+    if shutdown.is_err() {
+        // The worker is still stuck on Carbon: dropping the last handle would wait for it
+        // once more. The process ends without it.
+        std::mem::forget(sender.clone());
     }
     if gave_up {
         complain(format_args!(
