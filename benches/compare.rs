@@ -429,9 +429,8 @@ fn parent() {
 /// rates are below what either client would reach with a sink on a machine of its own.
 fn stream_vs_nc(cli: &str) {
     check_nc();
-    let dir = std::env::temp_dir().join(format!("graphyte-bench-stream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("lines.txt");
+    let dir = TempDir::new("graphyte-bench-stream");
+    let file = dir.0.join("lines.txt");
     let bytes = write_stream_file(&file, STREAM_LINES);
     let counter = Arc::new(Counter::default());
     let port = tcp_sink(counter.clone(), None);
@@ -479,7 +478,7 @@ fn stream_vs_nc(cli: &str) {
             our_rate / nc_rate
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 
     let (nc_rates, our_rates, ratios) = (
         Spread::of(nc_rates),
@@ -512,6 +511,24 @@ fn stream_vs_nc(cli: &str) {
         ratios.min,
         ratios.max,
     );
+}
+
+/// A directory of its own under the system's temporary one, removed when dropped (a failed
+/// run's panic included: the stream file is 85 MB).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Fails unless `nc` is OpenBSD netcat, the one with `-N` (shut the socket down at the end of
