@@ -985,6 +985,15 @@ impl Background {
     fn shutdown(&self, shared: &Shared, timeout: Duration) -> Result<(), Error> {
         let deadline = later(Instant::now(), timeout);
         let Some(worker) = self.worker.lock().take() else {
+            // Stopped already, or another shutdown is under way: wait for the worker to end
+            // (that call may give up and put it back), never report it stopped before it is.
+            if !self.on_worker_thread() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                select! {
+                    recv(self.exit) -> _ => {}
+                    default(left) => return Err(Error::Timeout),
+                }
+            }
             return if shared.dead.load(Ordering::Acquire) {
                 Err(Error::WorkerPanicked)
             } else {
@@ -1077,6 +1086,56 @@ mod tests {
         fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             Ok(buf.len())
         }
+    }
+
+    /// Polls `condition` for up to 10 s.
+    fn wait_until(condition: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Takes nothing until the test lets go.
+    struct Held(channel::Receiver<()>);
+
+    impl SendSocket for Held {
+        fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_shutdown_while_another_is_under_way_does_not_report_the_worker_stopped() {
+        let (release, held) = channel::unbounded();
+        let sender = Sender::builder("unused")
+            .socket(Held(held))
+            .interval(Duration::from_millis(1))
+            .queue_capacity(1)
+            .build()
+            .unwrap();
+        // The worker is stuck writing the first point; the second fills the queue, so a
+        // shutdown cannot queue its control and holds the worker until its deadline.
+        sender.send("a", 1);
+        let Mode::Background(background) = &sender.inner.mode else {
+            unreachable!()
+        };
+        assert!(wait_until(|| background.queued.is_empty()));
+        sender.send("b", 2);
+        let first = {
+            let sender = sender.clone();
+            thread::spawn(move || sender.shutdown(Duration::from_millis(500)))
+        };
+        assert!(wait_until(|| background.worker.lock().is_none()));
+        let second = sender.shutdown(Duration::from_millis(100));
+        assert!(matches!(second, Err(Error::Timeout)), "{second:?}");
+        assert!(matches!(first.join().unwrap(), Err(Error::Timeout)));
+        drop(release);
     }
 
     #[test]

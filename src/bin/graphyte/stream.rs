@@ -86,9 +86,10 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
         complain(format_args!("reading stdin: {err}"));
         tally.stopped = true;
     }
+    // No shutdown of the watchdog's is under way past this.
+    let gave_up = watch.stop();
     // Everything is handed over: deliver it, or give up at the timeout.
     let shutdown = sender.shutdown(args.timeout);
-    let gave_up = watch.stop();
     let stats = sender.stats();
     let accepted = tally.read - tally.refused;
     let not_delivered = accepted.saturating_sub(stats.sent);
@@ -97,7 +98,7 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
     {
         complain(format_args!("delivering the last lines: {err}"));
     }
-    if shutdown.is_err() {
+    if shutdown.is_err() || gave_up {
         // The worker is still stuck on Carbon: dropping the last handle would wait for it
         // once more. The process ends without it.
         std::mem::forget(sender.clone());
