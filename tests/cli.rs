@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::hostile::{HOSTILE_LINES, long_lines};
 use support::pickle::{PyNum, unpickle_frame};
 use support::{Carbon, HangingListener, TcpSink, UdpSink, unused_port, wait_until};
 
@@ -776,6 +777,42 @@ fn bad_lines_are_reported_by_number_and_skipped_and_the_good_ones_around_them_ar
         "summary: {:?}",
         lines[bad.len()]
     );
+}
+
+/// The library's whole table of hostile lines, each between two good lines: only the good
+/// lines reach the sink, byte for byte. (A table line holding a newline is two lines in a
+/// stream; each part is refused or empty.)
+#[test]
+fn no_line_of_the_hostile_input_table_is_forwarded_in_stream_mode() {
+    let long = long_lines();
+    let hostile: Vec<&[u8]> = HOSTILE_LINES
+        .iter()
+        .copied()
+        .chain(long.iter().map(Vec::as_slice))
+        .collect();
+    let mut input = Vec::new();
+    let mut good = String::new();
+    for (i, line) in hostile.iter().enumerate() {
+        let ok = format!("cli.good.m{i} {i} 1700000000\n");
+        input.extend_from_slice(ok.as_bytes());
+        good.push_str(&ok);
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let sink = ExitSink::start();
+    let run = run_with_input(stream_to(sink.port, &[]), input);
+    run.assert_exit(1);
+    assert_eq!(sink.sent(), good);
+    let reports = run
+        .stderr_lines()
+        .iter()
+        .filter(|line| line.starts_with("graphyte: line "))
+        .count();
+    let empty = hostile
+        .iter()
+        .filter(|line| line.is_empty() || **line == b"\n")
+        .count();
+    assert_eq!(reports, hostile.len() - empty, "stderr:\n{}", run.stderr);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Shared test helpers: a real carbon-cache, loopback sinks, and deadline polling.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod pickle;
 
 use std::io::{Read, Write};
