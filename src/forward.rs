@@ -347,6 +347,11 @@ fn push_text(
     let (secs, tags) = sender.check_metric(&metric, false)?;
     let style = sender.encoder().style();
     let start = out.len();
+    // A timestamp goes after the value with one space, whatever spacing the line ended with.
+    let line = match parsed.timestamp() {
+        Some(_) => line,
+        None => line.trim_ascii_end(),
+    };
     if style.prefix().is_empty() && style.default_tags().is_empty() {
         out.extend_from_slice(line);
     } else {

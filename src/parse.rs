@@ -160,9 +160,15 @@ pub(crate) fn check_plain(line: &[u8]) -> Option<Plain> {
 /// end first.
 #[inline]
 pub(crate) fn check_plain_line(text: &[u8]) -> Option<usize> {
-    let name_len = find_byte(text, b' ')?;
+    // Each search is bounded by the longest field the fast path takes, so a line without
+    // its spaces costs its own length, not the rest of the stream's.
+    let name_len = find_byte(&text[..text.len().min(MAX_LAST_SEGMENT_LEN + 1)], b' ')?;
     let value_start = name_len + 1;
-    let value_len = find_byte(&text[value_start..], b' ')?;
+    let value_text = &text[value_start..];
+    let value_len = find_byte(
+        &value_text[..value_text.len().min(MAX_PLAIN_VALUE + 2)],
+        b' ',
+    )?;
     let stamp_start = value_start + value_len + 1;
     let stamp_len = text[stamp_start..]
         .iter()
@@ -236,6 +242,9 @@ fn plain_name(name: &[u8]) -> bool {
     odd & ODD == 0
 }
 
+/// The most digits (and point) of a value the fast path takes: far from a float's limit.
+const MAX_PLAIN_VALUE: usize = 24;
+
 /// `-?digits(.digits*)?`, short enough to be finite as a float.
 #[inline]
 fn plain_value(text: &[u8]) -> bool {
@@ -249,7 +258,7 @@ fn plain_value(text: &[u8]) -> bool {
         odd |= !b.is_ascii_digit() & (b != b'.');
         points += u8::from(b == b'.');
     }
-    first.is_ascii_digit() && !odd && points <= 1 && digits.len() <= 24
+    first.is_ascii_digit() && !odd && points <= 1 && digits.len() <= MAX_PLAIN_VALUE
 }
 
 /// Whole seconds from 1 to `u32::MAX`: up to ten digits, not all zeros, and with ten, no
@@ -474,6 +483,12 @@ mod tests {
         assert_eq!(check_plain_line(b"a.b 1 1700000000"), None, "no newline");
         assert_eq!(check_plain_line(b"a.b 1 17000000000\n"), None);
         assert_eq!(check_plain_line(b"a.b 1 1700000000 \n"), None);
+        let unspaced = b"a\tb\n".repeat(1000);
+        assert_eq!(
+            check_plain_line(&unspaced),
+            None,
+            "a tab is not the fast path's"
+        );
     }
 
     #[test]

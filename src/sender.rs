@@ -839,7 +839,6 @@ impl Background {
         if shared.closed.load(Ordering::Relaxed) {
             return Err(dropped(shared, count, Error::Closed));
         }
-        shared.chunk_in(count);
         let msg = Msg::Lines(Box::new(lines));
         let result = if self.block {
             shared.blocking_sends.fetch_add(1, Ordering::SeqCst);
@@ -853,13 +852,11 @@ impl Background {
                 Err(TrySendError::Disconnected(_)) => Err(dropped(shared, count, Error::Closed)),
             }
         };
-        match result {
-            Ok(()) => self.wake(shared),
-            Err(_) => {
-                shared.chunk_out(count);
-                self.wake(shared);
-            }
+        if result.is_ok() {
+            // Counted once on the queue, never while waiting for room or when dropped.
+            shared.chunk_in(count);
         }
+        self.wake(shared);
         result
     }
 

@@ -1118,3 +1118,47 @@ fn zsh_completions_are_printed() {
 fn fish_completions_are_printed() {
     assert_completions("fish", "complete -c graphyte");
 }
+
+/// A closed stderr (`graphyte send - 2>&1 | head`) must not stop or hang the run: every bad
+/// line's report then fails to be written. It hung when a report's write panicked on the
+/// thread whose turn it was to hand over.
+#[test]
+fn a_closed_stderr_neither_hangs_nor_crashes_a_stream_with_bad_lines() {
+    let mut input = Vec::new();
+    for i in 0..200_000 {
+        let line = if i % 100 == 0 {
+            format!("bad.{i} x 1700000000\n")
+        } else {
+            format!("cli.closed.m{i} {i} 1700000000\n")
+        };
+        input.extend_from_slice(line.as_bytes());
+    }
+    let mut child = graphyte(["send", "-", "--dry-run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("graphyte still running after {RUN_LIMIT:?} with its stderr closed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    writer.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "bad lines refused: exit 1, not a crash"
+    );
+}

@@ -1039,3 +1039,53 @@ fn push_lines_stops_after_the_refused_line_when_told_to() {
     batch.send();
     assert_eq!(text(&dry.take()), "a.b 1 1700000000\na.c 2 1700000000\n");
 }
+
+#[test]
+fn a_batch_waiting_for_room_is_not_counted_as_queued_until_it_is() {
+    let (socket, release, entered, _) = Gate::new();
+    let sender = background(socket)
+        .queue_capacity(1)
+        .batch_size(1)
+        .full_queue(graphyte::FullQueue::Block)
+        .build()
+        .unwrap();
+    sender.send("held.by.the.worker", 0);
+    assert!(wait_until(WAIT, || entered.load(Ordering::SeqCst) >= 1));
+    sender.send("fills.the.queue", 1);
+    let (sending, about_to_send) = mpsc::channel();
+    let waiting = {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut batch = sender.line_batch();
+            for line in numbered_lines(500) {
+                batch.push(&line).unwrap();
+            }
+            sending.send(()).unwrap();
+            batch.send()
+        })
+    };
+    about_to_send.recv().unwrap();
+    // However long it waits, the batch is not on the queue: 2 points are (one held by the
+    // worker, one in the queue's slot).
+    for _ in 0..200 {
+        assert_eq!(sender.stats().queued, 2);
+        std::thread::yield_now();
+    }
+    drop(release);
+    let outcome = waiting.join().unwrap();
+    assert_eq!(counts(&outcome), (500, 0, 0));
+    sender.flush().unwrap();
+    let stats = sender.stats();
+    assert_eq!((stats.queued, stats.sent), (502, 502));
+}
+
+#[test]
+fn a_line_without_timestamp_ending_in_spaces_gets_its_timestamp_after_one_space() {
+    let dry = Sender::builder("unused").dry_run().unwrap();
+    let mut batch = dry.sender().line_batch();
+    batch.default_timestamp(TS).unwrap();
+    batch.push(b"a.b 1  \t").unwrap();
+    batch.push(b"a.c\t2 ").unwrap();
+    batch.send();
+    assert_eq!(text(&dry.take()), "a.b 1 1700000000\na.c\t2 1700000000\n");
+}

@@ -2,7 +2,7 @@
 //! handshakes.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Sender as ChannelSender;
@@ -29,9 +29,10 @@ pub(crate) struct Shared {
     /// Set when the worker panicked.
     pub(crate) dead: AtomicBool,
     /// Chunks of lines on the queue, and the lines they carry: with the queue's length, how
-    /// many points are queued.
-    pub(crate) queued_chunks: AtomicUsize,
-    pub(crate) queued_lines: AtomicUsize,
+    /// many points are queued. Counted in once on the queue, so the worker may count one out
+    /// first: signed, and read clamped.
+    pub(crate) queued_chunks: AtomicIsize,
+    pub(crate) queued_lines: AtomicIsize,
     /// Sends under `FullQueue::Block` in progress; a shutdown waits for them.
     pub(crate) blocking_sends: AtomicUsize,
     /// Where sends under `FullQueue::Block` wait for the worker to make room.
@@ -46,23 +47,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Counts a chunk of `lines` lines about to be queued.
+    /// Counts a chunk of `lines` lines put on the queue.
     pub(crate) fn chunk_in(&self, lines: usize) {
-        self.queued_lines.fetch_add(lines, Ordering::AcqRel);
+        self.queued_lines
+            .fetch_add(lines as isize, Ordering::AcqRel);
         self.queued_chunks.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts a chunk of `lines` lines taken off the queue (or that never got on it).
+    /// Counts a chunk of `lines` lines taken off the queue.
     pub(crate) fn chunk_out(&self, lines: usize) {
         self.queued_chunks.fetch_sub(1, Ordering::AcqRel);
-        self.queued_lines.fetch_sub(lines, Ordering::AcqRel);
+        self.queued_lines
+            .fetch_sub(lines as isize, Ordering::AcqRel);
     }
 
     /// Points in `messages` messages on the queue, a chunk counting its lines. Exact when the
     /// queue is still; close to it while chunks come and go.
     pub(crate) fn points_queued(&self, messages: usize) -> usize {
-        let chunks = self.queued_chunks.load(Ordering::Acquire);
-        let lines = self.queued_lines.load(Ordering::Acquire);
+        let chunks = self.queued_chunks.load(Ordering::Acquire).max(0) as usize;
+        let lines = self.queued_lines.load(Ordering::Acquire).max(0) as usize;
         messages.saturating_sub(chunks) + lines
     }
 }

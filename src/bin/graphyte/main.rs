@@ -36,5 +36,13 @@ fn main() -> ExitCode {
 
 /// Prints an error line on stderr: `graphyte: what went wrong`.
 pub fn complain(message: impl std::fmt::Display) {
-    eprintln!("graphyte: {message}");
+    say(format_args!("graphyte: {message}\n"));
+}
+
+/// Writes to stderr, never panicking: a closed stderr (`graphyte … 2>&1 | head`) must not
+/// stop the run, and `eprint!` panics on one.
+pub fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_fmt(text).and_then(|()| stderr.flush());
 }

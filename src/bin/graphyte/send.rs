@@ -152,12 +152,12 @@ fn one(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
     if let Some(dry) = dry {
         print_dry(args, dry);
     } else if !args.quiet {
-        eprintln!(
-            "graphyte: sent 1 metric to {}:{} over {}",
+        complain(format_args!(
+            "sent 1 metric to {}:{} over {}",
             args.server,
             args.port(),
             protocol_name(args.protocol())
-        );
+        ));
     }
     Status::Sent
 }

@@ -116,15 +116,15 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
         } else {
             0.0
         };
-        eprintln!(
-            "graphyte: {} lines read, {} sent, {} refused, {} dropped in {secs:.2} s ({} lines/s){}",
+        complain(format_args!(
+            "{} lines read, {} sent, {} refused, {} dropped in {secs:.2} s ({} lines/s){}",
             tally.read,
             stats.sent,
             tally.refused,
             not_delivered,
             rate.round() as u64,
             if tally.stopped { "; stopped early" } else { "" },
-        );
+        ));
     }
     if tally.refused > 0 || not_delivered > 0 || tally.stopped || tally.lost > 0 {
         Status::Incomplete
@@ -248,6 +248,23 @@ impl Order {
     }
 }
 
+/// A piece's turn to hand over: passed on when dropped, also by a panic (which stops the
+/// stream), so the next pieces never wait for a turn that cannot come.
+struct Next<'a> {
+    turn: MutexGuard<'a, Turn>,
+    order: &'a Order,
+}
+
+impl Drop for Next<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.turn.tally.stopped = true;
+        }
+        self.turn.next += 1;
+        self.order.changed.notify_all();
+    }
+}
+
 /// A piece, checked.
 #[derive(Default)]
 struct Checked {
@@ -297,14 +314,15 @@ fn check(
             checked.stopped = args.strict;
         }
     }
-    let mut turn = order.wait_for(piece.seq);
-    if !turn.tally.stopped {
-        hand_over(&mut turn, checked, &mut batch, args, dry);
-        watch.lines_read(turn.tally.read);
+    let mut turn = Next {
+        turn: order.wait_for(piece.seq),
+        order,
+    };
+    if !turn.turn.tally.stopped {
+        hand_over(&mut turn.turn, checked, &mut batch, args, dry);
+        watch.lines_read(turn.turn.tally.read);
     }
-    turn.next += 1;
     drop(turn);
-    order.changed.notify_all();
     piece.buf
 }
 

@@ -2,13 +2,15 @@
 //! watchdog that gives up when Carbon takes nothing for `--timeout` (the stream waits for
 //! room in the sender's queue, so without it a dead Carbon would hold it forever).
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use graphyte::Sender;
+
+use crate::say;
 
 use crate::args::SendArgs;
 
@@ -80,8 +82,10 @@ fn watch(shared: &Shared, sender: &Sender, progress: bool, timeout: Option<Durat
         if progress {
             let read = shared.read.load(Ordering::Relaxed);
             let rate = read as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprint!("\r\x1b[2K{read} lines, {} lines/s", rate.round() as u64);
-            let _ = std::io::stderr().flush();
+            say(format_args!(
+                "\r\x1b[2K{read} lines, {} lines/s",
+                rate.round() as u64
+            ));
             drawn = true;
         }
         if let Some(timeout) = timeout {
@@ -97,7 +101,6 @@ fn watch(shared: &Shared, sender: &Sender, progress: bool, timeout: Option<Durat
         }
     }
     if drawn {
-        eprint!("\r\x1b[2K");
-        let _ = std::io::stderr().flush();
+        say(format_args!("\r\x1b[2K"));
     }
 }
