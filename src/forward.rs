@@ -29,7 +29,9 @@ use crate::sender::{BatchOutcome, Sender};
 /// A background sender queues a plaintext batch as **one slot**, whatever its size, and the
 /// worker writes it in frames of whole lines: a few thousand lines cost one queue operation
 /// (under [`FullQueue::Drop`](crate::FullQueue::Drop), a batch that finds the queue full is
-/// dropped whole). A synchronous sender writes it at once.
+/// dropped whole). A synchronous sender writes it at once. A batch holds its sender (as a
+/// clone does), and lines pushed but never sent are discarded with the batch, counted
+/// nowhere: send before dropping it.
 ///
 /// ```
 /// let dry = graphyte::Sender::builder("unused").dry_run()?;
