@@ -261,6 +261,12 @@ pub(crate) fn frames_of(encoder: &impl Encode, points: &[Point]) -> Vec<(Vec<u8>
         encoder.push(point, &mut frames);
     }
     encoder.close(&mut frames);
+    drain(&mut frames)
+}
+
+/// Takes every closed frame, oldest first, with the points each carries.
+#[cfg(test)]
+pub(crate) fn drain(frames: &mut Frames) -> Vec<(Vec<u8>, usize)> {
     let mut out = Vec::new();
     while let Some((frame, bytes)) = frames.front() {
         out.push((bytes.to_vec(), frame.points));

@@ -196,7 +196,7 @@ pub(crate) fn write_u64(mut v: u64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::point::metric::Name;
-    use crate::protocol::frames_of;
+    use crate::protocol::{drain, frames_of};
 
     fn number(value: Number) -> String {
         let mut out = Vec::new();
@@ -314,12 +314,7 @@ mod tests {
             encoder.push_lines(chunk.to_vec(), count, &mut frames);
         }
         encoder.close(&mut frames);
-        let mut out = Vec::new();
-        while let Some((frame, bytes)) = frames.front() {
-            out.push((bytes.to_vec(), frame.points));
-            frames.consume_front(frame.len, frame.points);
-        }
-        out
+        drain(&mut frames)
     }
 
     #[test]
