@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use graphyte::{BatchOutcome, Error, Metric, SendSocket, Sender};
-use support::{Capture, Discard, lines_of, wait_until};
+use support::{Capture, Discard, lines_of, unix_now, wait_until};
 
 const TS: u32 = 1_700_000_000;
 
@@ -24,13 +24,6 @@ fn sorted_lines(bytes: &[u8]) -> Vec<String> {
     let mut lines = lines_of(bytes);
     lines.sort();
     lines
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
 }
 
 /// The outcome's counts, for one readable assertion.

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use graphyte::{Sender, Transport};
-use support::Carbon;
+use support::{Carbon, recent_second, unix_now};
 
 fn tcp(carbon: &Carbon) -> graphyte::Builder {
     Sender::builder("127.0.0.1")
@@ -37,11 +37,11 @@ fn tcp_points_arrive_with_their_names_values_and_timestamps() {
 fn points_without_a_timestamp_are_stamped_with_the_current_second() {
     let carbon = Carbon::start();
     let sender = tcp(&carbon).build().unwrap();
-    let before = now();
+    let before = unix_now();
     sender.send("rt.now", 1);
     sender.flush().unwrap();
     let points = carbon.wait_for("rt.now", 1);
-    assert!((before..=now()).contains(&points[0].0), "{points:?}");
+    assert!((before..=unix_now()).contains(&points[0].0), "{points:?}");
 }
 
 #[test]
@@ -207,16 +207,4 @@ fn carbon_files_a_name_with_a_slash_under_another_name_so_graphyte_refuses_it() 
     let sender = tcp(&carbon).build().unwrap();
     let refused = sender.try_send(graphyte::Metric::new("rt/slash.x", 7).timestamp(t0));
     assert!(matches!(refused, Err(graphyte::Error::InvalidName { .. })));
-}
-
-fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
-}
-
-/// A second well inside carbon's one-day retention, so whisper keeps the point.
-fn recent_second() -> u32 {
-    now() - 600
 }

@@ -13,11 +13,13 @@ use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use support::hostile::{HOSTILE_LINES, long_lines};
 use support::pickle::{PyNum, unpickle_frame};
-use support::{Carbon, HangingListener, TcpSink, UdpSink, unused_port, wait_until};
+use support::{
+    Carbon, HangingListener, TcpSink, UdpSink, recent_second, unix_now, unused_port, wait_until,
+};
 
 const TS: u32 = 1_700_000_000;
 
@@ -230,18 +232,6 @@ impl ExitSink {
     }
 }
 
-fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
-}
-
-/// A second well inside carbon's one-day retention, so whisper keeps points before it too.
-fn recent_second() -> u32 {
-    now() - 600
-}
-
 /// Sends one metric `NAME VALUE -t TS` to a fresh sink, with the `send` subcommand or in the
 /// bare form; returns the run and what the sink received.
 fn one_shot(subcommand: bool, name: &str, value: &str, extra: &[&str]) -> (Run, String) {
@@ -312,14 +302,14 @@ fn prefix_and_tags_rewrite_the_path_with_the_tags_sorted_by_key() {
 #[test]
 fn a_metric_without_a_timestamp_is_stamped_with_the_current_second() {
     let sink = ExitSink::start();
-    let before = now();
+    let before = unix_now();
     let run = run(graphyte(
         ["send", "cli.now", "1"]
             .map(String::from)
             .into_iter()
             .chain(server(sink.port)),
     ));
-    let after = now();
+    let after = unix_now();
     run.assert_exit(0);
     let sent = sink.sent();
     let ts: u32 = sent
@@ -634,9 +624,9 @@ fn stream_lines_without_a_timestamp_get_the_one_of_dash_t() {
 #[test]
 fn stream_lines_without_a_timestamp_get_the_current_second() {
     let sink = ExitSink::start();
-    let before = now();
+    let before = unix_now();
     let run = run_with_input(stream_to(sink.port, &[]), b"cli.a 1\ncli.b 2\n".to_vec());
-    let after = now();
+    let after = unix_now();
     run.assert_exit(0);
     let sent = sink.sent();
     let lines: Vec<&str> = sent.lines().collect();

@@ -7,28 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use graphyte::{Error, Metric, Sender};
 use support::Capture;
-use support::hostile::{HOSTILE_LINES, long_lines};
-
-#[derive(Debug, Clone, Copy)]
-enum Refused {
-    Name,
-    Tag,
-    Value,
-    Timestamp,
-    TooLong,
-}
-
-impl Refused {
-    fn matches(self, err: &Error) -> bool {
-        match self {
-            Refused::Name => matches!(err, Error::InvalidName { .. }),
-            Refused::Tag => matches!(err, Error::InvalidTag { .. }),
-            Refused::Value => matches!(err, Error::InvalidValue { .. }),
-            Refused::Timestamp => matches!(err, Error::InvalidTimestamp { .. }),
-            Refused::TooLong => matches!(err, Error::LineTooLong { .. }),
-        }
-    }
-}
+use support::hostile::{HOSTILE_LINES, Refused, long_lines};
 
 const T: u32 = 1_700_000_000;
 

@@ -9,23 +9,17 @@ mod support;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use graphyte::{BatchOutcome, Error, LineBatch, MAX_PATH_LEN, Protocol, SendSocket, Sender};
 use graphyte::{MAX_LINE_LEN, Transport};
+use support::hostile::Refused;
 use support::pickle::{PyNum, unpickle_frame};
-use support::{Capture, TcpSink, UdpSink, lines_of, wait_until};
+use support::{Capture, TcpSink, UdpSink, lines_of, unix_now, wait_until};
 
 const TS: u32 = 1_700_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
 const WAIT: Duration = Duration::from_secs(10);
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -319,29 +313,6 @@ fn a_line_of_exactly_16384_bytes_with_its_newline_is_kept_and_one_byte_more_is_r
 }
 
 // Refusals.
-
-#[derive(Debug, Clone, Copy)]
-enum Refused {
-    Line,
-    Name,
-    Tag,
-    Value,
-    Timestamp,
-    TooLong,
-}
-
-impl Refused {
-    fn matches(self, err: &Error) -> bool {
-        match self {
-            Refused::Line => matches!(err, Error::InvalidLine { .. }),
-            Refused::Name => matches!(err, Error::InvalidName { .. }),
-            Refused::Tag => matches!(err, Error::InvalidTag { .. }),
-            Refused::Value => matches!(err, Error::InvalidValue { .. }),
-            Refused::Timestamp => matches!(err, Error::InvalidTimestamp { .. }),
-            Refused::TooLong => matches!(err, Error::LineTooLong { .. }),
-        }
-    }
-}
 
 /// Lines Carbon would drop, misread or drop the connection over, and why each is refused.
 fn hostile_lines() -> Vec<(Vec<u8>, Refused)> {

@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use graphyte::{DEFAULT_MAX_FRAME, Metric, Protocol, Sender, Value};
-use support::Carbon;
+use support::{Carbon, recent_second};
 // `Py`: a value as Python should read it back, an `int` or a `float`, type included.
 use support::pickle::{PyNum as Py, unpickle_frame};
 
@@ -674,18 +674,6 @@ fn a_mixed_batch_over_a_small_cap_is_split_into_frames_holding_every_point_in_or
 
 // ---------------------------------------------------------------------------------------------
 // A real carbon-cache's pickle receiver stores what we send.
-
-fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
-}
-
-/// A second well inside carbon's one-day retention, so whisper keeps the points before it.
-fn recent_second() -> u32 {
-    now() - 600
-}
 
 /// 100 series `{base}.sNN` of 100 points each, at `t0 - 100 ..= t0 - 1`, their values a mix
 /// of small, negative and past-32-bit ints and floats; point by point, interleaved across

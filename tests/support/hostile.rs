@@ -1,5 +1,31 @@
 //! Hostile input shared by the library's tests and the command line's: lines Carbon would
-//! drop, misread, or drop the connection over.
+//! drop, misread, or drop the connection over, and the kinds of error that refuse them.
+
+use graphyte::Error;
+
+/// Which error refuses a metric or a line.
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    Line,
+    Name,
+    Tag,
+    Value,
+    Timestamp,
+    TooLong,
+}
+
+impl Refused {
+    pub fn matches(self, err: &Error) -> bool {
+        match self {
+            Refused::Line => matches!(err, Error::InvalidLine { .. }),
+            Refused::Name => matches!(err, Error::InvalidName { .. }),
+            Refused::Tag => matches!(err, Error::InvalidTag { .. }),
+            Refused::Value => matches!(err, Error::InvalidValue { .. }),
+            Refused::Timestamp => matches!(err, Error::InvalidTimestamp { .. }),
+            Refused::TooLong => matches!(err, Error::LineTooLong { .. }),
+        }
+    }
+}
 
 /// Lines a forwarder might be handed, each one that Carbon would drop, misread, or drop the
 /// connection over.

@@ -471,3 +471,16 @@ impl HangingListener {
         }
     }
 }
+
+/// The current Unix second.
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// A second well inside carbon's one-day retention, so whisper keeps points before it too.
+pub fn recent_second() -> u32 {
+    unix_now() - 600
+}
