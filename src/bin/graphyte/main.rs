@@ -10,15 +10,14 @@ mod watch;
 
 use std::process::ExitCode;
 
-/// How a run ended: the process's exit status.
+/// How a run ended: the process's exit status. A usage error exits with 2 where it is found
+/// (`args::usage_error`, or clap itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Everything was sent.
     Sent = 0,
     /// Some metrics were refused or not delivered.
     Incomplete = 1,
-    /// The command line was wrong (clap exits with 2 itself for what it finds).
-    Usage = 2,
     /// Carbon could not be reached within the timeout.
     Unreachable = 3,
 }
