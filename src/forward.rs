@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::error::Error;
-use crate::parse::{check_plain, check_plain_line, find_byte, parse_line};
+use crate::parse::{check_plain, find_byte, parse_line, plain_run};
 use crate::point::clock::now_secs;
 use crate::point::metric::{Name, Point, Timestamp};
 use crate::point::validate::MAX_PATH_LEN;
@@ -204,19 +204,16 @@ impl LineBatch {
         };
         let mut index = 0;
         let mut at = 0;
-        // The run of lines checked where they lie, not yet kept: from `run` to `at`.
-        let mut run = (0, 0);
         while at < lines.len() {
-            if let Some(limit) = as_they_are
-                && let Some(len) = check_plain_line(&lines[at..])
-                && len <= limit
-            {
+            if let Some(limit) = as_they_are {
+                let (len, count) = plain_run(&lines[at..], limit);
+                self.keep_run(&lines[at..at + len], count);
                 at += len;
-                run.1 += 1;
-                index += 1;
-                continue;
+                index += count;
+                if at == lines.len() {
+                    break;
+                }
             }
-            self.keep_run(&lines[run.0..at], run.1);
             let end = find_byte(&lines[at..], b'\n').map_or(lines.len(), |len| at + len);
             let line = &lines[at..end];
             if !line.is_empty()
@@ -227,9 +224,7 @@ impl LineBatch {
             }
             index += 1;
             at = end + 1;
-            run = (at, 0);
         }
-        self.keep_run(&lines[run.0.min(lines.len())..], run.1);
         index
     }
 
