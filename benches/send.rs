@@ -105,10 +105,11 @@ fn batch(c: &mut Criterion) {
 /// Lines per batch in the `lines` group: about what `graphyte send -` checks per read.
 const LINES: usize = 4096;
 
-/// Forwarding formatted lines ([`graphyte::LineBatch`], what `graphyte send -` does per
-/// line): checking and keeping each line, per line, for plain lines (the fast path) and
-/// tagged ones (parsed in full); then handing a batch to a synchronous sender that
-/// discards it.
+/// Forwarding formatted lines ([`graphyte::LineBatch`]): checking and keeping each line,
+/// per line (`push`), for plain lines (the fast path) and tagged ones (parsed in full); and
+/// a whole chunk of plain lines at once (`push_lines`, what `graphyte send -` does per read:
+/// checked where they lie, 64 bytes at a time on x86_64). Then handing the batch to a
+/// synchronous sender that discards it.
 fn lines(c: &mut Criterion) {
     let mut group = c.benchmark_group("lines");
     group.throughput(Throughput::Elements(LINES as u64));
@@ -143,6 +144,16 @@ fn lines(c: &mut Criterion) {
             })
         });
     }
+    let mut chunk = text("").join(&b'\n');
+    chunk.push(b'\n');
+    group.bench_function("push_lines_plain", |b| {
+        let mut batch = sender.line_batch();
+        b.iter(|| {
+            let seen = batch.push_lines(black_box(&chunk), |_, _, _| true);
+            assert_eq!((seen, batch.len()), (LINES, LINES));
+            batch.send();
+        })
+    });
     group.finish();
 }
 

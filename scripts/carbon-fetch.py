@@ -41,7 +41,17 @@ def disk_points(whisper_dir, name):
     path = os.path.join(whisper_dir, TaggedSeries.encode(name, os.sep, hash_only=True) + ".wsp")
     if not os.path.exists(path):
         return []
-    (start, _end, step), values = whisper.fetch(path, int(time.time()) - 86400 + 1)
+    # Carbon's writer creates a file, then writes its header: a read can fall in between.
+    # (The points being written are then in neither place; the caller polls again.)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            (start, _end, step), values = whisper.fetch(path, int(time.time()) - 86400 + 1)
+            break
+        except whisper.CorruptWhisperFile:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     return [(start + i * step, v) for i, v in enumerate(values) if v is not None]
 
 

@@ -7,7 +7,8 @@
 
 use std::io::{self, Read};
 use std::ops::Range;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
 
@@ -42,20 +43,32 @@ struct Tally {
 }
 
 pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
+    run_on(io::stdin(), args, sender, dry)
+}
+
+/// [`run`], with lines from `input`.
+fn run_on(
+    input: impl Read + Send + 'static,
+    args: &SendArgs,
+    sender: &Sender,
+    dry: Option<&DryRun>,
+) -> Status {
     let started = Instant::now();
     let watch = Watch::start(sender, args, dry.is_none());
+    let gave_up = watch.gave_up();
     let checkers = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_CHECKERS));
     let order = Order::default();
     let (pieces, to_check) = channel::bounded::<Piece>(checkers * 2);
     // Read buffers come back once checked: allocating (and zeroing) one per read costs more
     // than the reading.
     let (spare, spares) = channel::bounded::<Vec<u8>>(checkers * 4);
+    let reading = read_in_background(input, spares, pieces, Arc::clone(&order.stopped));
     let read = thread::scope(|scope| {
         for _ in 0..checkers {
-            let (to_check, spare) = (to_check.clone(), spare.clone());
+            let (to_check, spare, gave_up) = (to_check.clone(), spare.clone(), gave_up.clone());
             let (order, watch) = (&order, &watch);
             scope.spawn(move || {
-                for piece in to_check {
+                while let Some(piece) = next_piece(&to_check, &gave_up) {
                     let buf = check(piece, args, sender, dry, order, watch);
                     if buf.len() == READ_SIZE {
                         let _ = spare.try_send(buf);
@@ -63,23 +76,12 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
                 }
             });
         }
-        let fresh = || spares.try_recv().unwrap_or_else(|_| vec![0u8; READ_SIZE]);
-        let mut seq = 0;
-        let read = read_all(&mut io::stdin().lock(), fresh, |kind, buf, range| {
-            if order.turn().tally.stopped {
-                return false;
-            }
-            let piece = Piece {
-                seq,
-                kind,
-                buf,
-                range,
-            };
-            seq += 1;
-            pieces.send(piece).is_ok()
-        });
-        drop(pieces);
-        read
+        // Once the watchdog gave up, the reader is left behind: a quiet input (`tail -f`)
+        // must not hold the process.
+        channel::select! {
+            recv(reading) -> read => read.unwrap_or_else(|_| Err(io::Error::other("the reading thread died"))),
+            recv(gave_up) -> _ => Ok(()),
+        }
     });
     let mut tally = std::mem::take(&mut order.turn().tally);
     if let Err(err) = read {
@@ -104,6 +106,7 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
         std::mem::forget(sender.clone());
     }
     if gave_up {
+        tally.stopped = true;
         complain(format_args!(
             "Carbon took nothing for {:?}: gave up (see --timeout)",
             args.timeout
@@ -130,6 +133,55 @@ pub fn run(args: &SendArgs, sender: &Sender, dry: Option<&DryRun>) -> Status {
         Status::Incomplete
     } else {
         Status::Sent
+    }
+}
+
+/// Runs [`read_all`] on a thread of its own, which hands each chunk on to `pieces` as a
+/// [`Piece`] and stops when `stopped` is set. The receiver gets how the reading ended.
+fn read_in_background(
+    mut input: impl Read + Send + 'static,
+    spares: channel::Receiver<Vec<u8>>,
+    pieces: channel::Sender<Piece>,
+    stopped: Arc<AtomicBool>,
+) -> channel::Receiver<io::Result<()>> {
+    let (done, reading) = channel::bounded(1);
+    let ended = done.clone();
+    let started = thread::Builder::new()
+        .name("graphyte-stdin".into())
+        .spawn(move || {
+            let fresh = || spares.try_recv().unwrap_or_else(|_| vec![0u8; READ_SIZE]);
+            let mut seq = 0;
+            let read = read_all(&mut input, fresh, |kind, buf, range| {
+                if stopped.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let piece = Piece {
+                    seq,
+                    kind,
+                    buf,
+                    range,
+                };
+                seq += 1;
+                pieces.send(piece).is_ok()
+            });
+            // The checkers see the end of the input before the main thread sees it read.
+            drop(pieces);
+            let _ = ended.send(read);
+        });
+    if let Err(err) = started {
+        let _ = done.send(Err(err));
+    }
+    reading
+}
+
+/// The next piece to check; `None` at the end of the input, or once the watchdog gave up.
+fn next_piece(
+    to_check: &channel::Receiver<Piece>,
+    gave_up: &channel::Receiver<()>,
+) -> Option<Piece> {
+    channel::select! {
+        recv(to_check) -> piece => piece.ok(),
+        recv(gave_up) -> _ => None,
     }
 }
 
@@ -223,6 +275,8 @@ struct Piece {
 struct Order {
     turn: Mutex<Turn>,
     changed: Condvar,
+    /// Set with `tally.stopped`, for the reader, which takes no lock.
+    stopped: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -259,6 +313,9 @@ impl Drop for Next<'_> {
     fn drop(&mut self) {
         if thread::panicking() {
             self.turn.tally.stopped = true;
+        }
+        if self.turn.tally.stopped {
+            self.order.stopped.store(true, Ordering::Relaxed);
         }
         self.turn.next += 1;
         self.order.changed.notify_all();
@@ -375,7 +432,73 @@ fn report(line: &[u8], err: &Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use clap::Parser as _;
+    use graphyte::SendSocket;
+
     use super::*;
+    use crate::args::{Cli, Command};
+
+    /// A Carbon that takes nothing: each write waits until the test lets go of `held`.
+    struct Stuck {
+        held: channel::Receiver<()>,
+    }
+
+    impl SendSocket for Stuck {
+        fn send(&mut self, _: &[u8]) -> io::Result<usize> {
+            let _ = self.held.recv();
+            Err(io::ErrorKind::TimedOut.into())
+        }
+    }
+
+    /// Input that gives some lines, then stays open and quiet until the test lets go of
+    /// `held` (`tail -f` of a quiet log).
+    struct Quiet {
+        lines: Vec<u8>,
+        held: channel::Receiver<()>,
+    }
+
+    impl Read for Quiet {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.lines.is_empty() {
+                let _ = self.held.recv();
+                return Ok(0);
+            }
+            let n = self.lines.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.lines[..n]);
+            self.lines.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_that_gave_up_ends_while_its_input_stays_open_and_quiet() {
+        let cli = Cli::try_parse_from(["graphyte", "send", "-", "--timeout", "1", "-q"]).unwrap();
+        let Some(Command::Send(args)) = cli.command else {
+            panic!("not a send: {cli:?}")
+        };
+        let (hold, held) = channel::bounded::<()>(0);
+        let sender = Sender::builder("unused")
+            .socket(Stuck { held: held.clone() })
+            .build()
+            .unwrap();
+        let input = Quiet {
+            lines: b"a.b 1 1700000000\nc.d 2 1700000000\n".to_vec(),
+            held,
+        };
+        let (done, ended) = channel::bounded(1);
+        thread::spawn(move || {
+            let _ = done.send(run_on(input, &args, &sender, None));
+        });
+        let status = ended.recv_timeout(Duration::from_secs(20));
+        drop(hold);
+        assert_eq!(
+            status,
+            Ok(Status::Incomplete),
+            "the stream gave up after --timeout 1 with nothing delivered"
+        );
+    }
 
     /// What `read_all` hands on, as text, reading `input` a few bytes at a time.
     fn chunks(input: &[u8], step: usize) -> Vec<String> {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel as channel;
 use graphyte::Sender;
 
 use crate::say;
@@ -23,12 +24,14 @@ const GIVE_UP_TIMEOUT: Duration = Duration::from_millis(100);
 pub struct Watch {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    gave_up: channel::Receiver<()>,
 }
 
-#[derive(Default)]
 struct Shared {
     read: AtomicU64,
     gave_up: AtomicBool,
+    /// Dropped when the watchdog gives up: its receivers see the channel closed.
+    give_up: Mutex<Option<channel::Sender<()>>>,
     stop: Mutex<bool>,
     stopped: Condvar,
 }
@@ -37,7 +40,14 @@ impl Watch {
     /// Starts watching `sender`. The progress line is drawn only when stderr is a terminal
     /// and `--quiet` is off; the watchdog runs only when `live` (not in a dry run).
     pub fn start(sender: &Sender, args: &SendArgs, live: bool) -> Watch {
-        let shared = Arc::new(Shared::default());
+        let (give_up, gave_up) = channel::bounded(0);
+        let shared = Arc::new(Shared {
+            read: AtomicU64::new(0),
+            gave_up: AtomicBool::new(false),
+            give_up: Mutex::new(Some(give_up)),
+            stop: Mutex::new(false),
+            stopped: Condvar::new(),
+        });
         let progress = !args.quiet && std::io::stderr().is_terminal();
         let thread = (progress || live).then(|| {
             let shared = Arc::clone(&shared);
@@ -45,7 +55,17 @@ impl Watch {
             let timeout = args.timeout;
             thread::spawn(move || watch(&shared, &sender, progress, live.then_some(timeout)))
         });
-        Watch { shared, thread }
+        Watch {
+            shared,
+            thread,
+            gave_up,
+        }
+    }
+
+    /// A channel that closes when the watchdog gives the stream up, and never carries a
+    /// message.
+    pub fn gave_up(&self) -> channel::Receiver<()> {
+        self.gave_up.clone()
     }
 
     /// Counts the lines read so far.
@@ -97,6 +117,13 @@ fn watch(shared: &Shared, sender: &Sender, progress: bool, timeout: Option<Durat
                 shared.gave_up.store(true, Ordering::Relaxed);
                 // Frees a send waiting for room; the stream sees the sender closed and stops.
                 let _ = sender.shutdown(GIVE_UP_TIMEOUT);
+                drop(
+                    shared
+                        .give_up
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take(),
+                );
             }
         }
     }
