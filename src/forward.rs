@@ -96,7 +96,7 @@ impl Sender {
         let style = encoder.style();
         let kept = match encoder.protocol() {
             Protocol::Plaintext => Kept::Text {
-                bytes: Vec::new(),
+                bytes: self.spare_buffer().unwrap_or_default(),
                 count: 0,
                 plain: style.default_tags().is_empty().then(|| PlainRules {
                     prefix: style.prefix().as_bytes().into(),
@@ -293,7 +293,11 @@ impl LineBatch {
     pub fn send(&mut self) -> BatchOutcome {
         match &mut self.kept {
             Kept::Text { bytes, count, .. } => {
-                let full = std::mem::replace(bytes, Vec::with_capacity(bytes.capacity()));
+                let next = self
+                    .sender
+                    .spare_buffer()
+                    .unwrap_or_else(|| Vec::with_capacity(bytes.capacity()));
+                let full = std::mem::replace(bytes, next);
                 self.sender.submit_lines(full, std::mem::take(count))
             }
             Kept::Points(points) => self.sender.submit_points(points.drain(..)),

@@ -508,6 +508,11 @@ impl Sender {
         self.inner.refused(err)
     }
 
+    /// A buffer for lines that the worker is done with, if one is kept.
+    pub(crate) fn spare_buffer(&self) -> Option<Vec<u8>> {
+        self.inner.shared.spares.take()
+    }
+
     /// Hands over `count` plaintext lines in their final form, in one piece: one queue slot,
     /// or one synchronous write.
     pub(crate) fn submit_lines(&self, bytes: Vec<u8>, count: usize) -> BatchOutcome {

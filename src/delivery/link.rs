@@ -39,9 +39,8 @@ pub(crate) struct Link {
     /// Whether a connection has been opened and not yet found broken.
     connected: bool,
     connected_once: bool,
-    /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one:
-    /// (when, points).
-    recent: VecDeque<(Instant, usize)>,
+    /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one.
+    recent: RecentWrites,
     /// Failed writes in a row, on connections that opened, that delivered nothing.
     fruitless: u32,
     log_sends: bool,
@@ -194,7 +193,7 @@ impl Link {
             backoff: Backoff::new(settings.backoff.0, settings.backoff.1),
             connected: false,
             connected_once: false,
-            recent: VecDeque::new(),
+            recent: RecentWrites::new(),
             fruitless: 0,
             log_sends: settings.log_sends,
             failure_log: LogLimit::new(settings.log_period),
@@ -208,12 +207,14 @@ impl Link {
     }
 
     /// Appends `count` plaintext lines in their final form. Only a plaintext link is given
-    /// lines; should another be, they are counted as failed, never written.
-    pub(crate) fn push_lines(&mut self, lines: Vec<u8>, count: usize) {
-        if !self.encoder.push_lines(lines, count, &mut self.frames) {
+    /// lines; should another be, they are counted as failed, never written. The buffer they
+    /// came in, or one the link is done with, goes to the sender's spares.
+    pub(crate) fn push_lines(&mut self, mut lines: Vec<u8>, count: usize) {
+        if !self.encoder.push_lines(&mut lines, count, &mut self.frames) {
             debug_assert!(false, "lines given to a {:?} link", self.encoder.protocol());
             Counters::add(&self.shared.counters.failed, count as u64);
         }
+        self.shared.spares.put(lines);
     }
 
     /// Points waiting to be written.
@@ -509,21 +510,14 @@ impl Link {
 
     /// Remembers a write on the current connection, forgetting the ones too old to matter.
     fn wrote(&mut self, now: Instant, points: usize) {
-        self.recent.push_back((now, points));
-        while self
-            .recent
-            .front()
-            .is_some_and(|&(at, _)| now.duration_since(at) > POSSIBLY_LOST_WINDOW)
-        {
-            self.recent.pop_front();
-        }
+        self.recent.wrote(now, points);
     }
 
     /// The current connection broke: what was written on it shortly before its last write
     /// may not have reached the server's disk.
     fn connection_lost(&mut self) {
         if self.connected {
-            let points: usize = self.recent.iter().map(|&(_, points)| points).sum();
+            let points = self.recent.points();
             Counters::add(&self.shared.counters.possibly_lost, points as u64);
         }
         self.connected = false;
@@ -556,7 +550,100 @@ fn says_unreachable(kind: io::ErrorKind) -> bool {
     )
 }
 
+/// The writes on a connection within [`POSSIBLY_LOST_WINDOW`] of the latest one, in steps of
+/// [`RecentWrites::STEP`]: a burst of small writes (a synchronous sender's, thousands a
+/// second) takes a few dozen entries, not one each. A step is forgotten with its last write,
+/// so a write may be counted up to a step longer than the window, never shorter.
+#[derive(Debug)]
+struct RecentWrites(VecDeque<Step>);
+
+#[derive(Debug)]
+struct Step {
+    first: Instant,
+    last: Instant,
+    points: usize,
+}
+
+impl RecentWrites {
+    const STEP: Duration = Duration::from_millis(POSSIBLY_LOST_WINDOW.as_millis() as u64 / 32);
+    /// The most entries there can be: steps start at least a step apart, so a window holds
+    /// 32 starts after the oldest step's, and one more comes before the oldest goes.
+    const ENTRIES: usize = 34;
+
+    fn new() -> Self {
+        RecentWrites(VecDeque::with_capacity(Self::ENTRIES))
+    }
+
+    fn wrote(&mut self, now: Instant, points: usize) {
+        match self.0.back_mut() {
+            Some(step) if now.saturating_duration_since(step.first) < Self::STEP => {
+                step.last = step.last.max(now);
+                step.points += points;
+            }
+            _ => self.0.push_back(Step {
+                first: now,
+                last: now,
+                points,
+            }),
+        }
+        while self
+            .0
+            .front()
+            .is_some_and(|step| now.saturating_duration_since(step.last) > POSSIBLY_LOST_WINDOW)
+        {
+            self.0.pop_front();
+        }
+    }
+
+    fn points(&self) -> usize {
+        self.0.iter().map(|step| step.points).sum()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Runs a call into the user's socket, turning a panic into its message.
 fn guarded<R>(call: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(call)).map_err(|panic| panic_message(&*panic))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_writes_takes_a_few_entries_and_keeps_every_point() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        for i in 0..100_000u32 {
+            // Spread over the window, as a synchronous sender's writes are.
+            recent.wrote(start + POSSIBLY_LOST_WINDOW * i / 100_000, 3);
+        }
+        assert_eq!(recent.points(), 300_000);
+        assert!(
+            recent.0.len() < RecentWrites::ENTRIES,
+            "{} entries",
+            recent.0.len()
+        );
+    }
+
+    #[test]
+    fn writes_longer_than_the_window_before_the_latest_are_forgotten() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        recent.wrote(start, 5);
+        recent.wrote(start + POSSIBLY_LOST_WINDOW + RecentWrites::STEP, 7);
+        assert_eq!(recent.points(), 7);
+    }
+
+    #[test]
+    fn writes_within_the_window_before_the_latest_are_kept() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        recent.wrote(start, 5);
+        recent.wrote(start + POSSIBLY_LOST_WINDOW, 7);
+        assert_eq!(recent.points(), 12);
+    }
 }

@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     pub(crate) blocking_sends: AtomicUsize,
     /// Where sends under `FullQueue::Block` wait for the worker to make room.
     pub(crate) room: Room,
+    /// Buffers of lines the worker is done with, for the next [`LineBatch`]es to fill.
+    ///
+    /// [`LineBatch`]: crate::LineBatch
+    pub(crate) spares: Spares,
     /// Flushes waiting for their answer. The worker tries to write at once while there are
     /// any, and answers them all when that fails, even before it reaches their controls.
     pub(crate) flushes: FlushWaiters,
@@ -67,6 +71,36 @@ impl Shared {
         let chunks = self.queued_chunks.load(Ordering::Acquire).max(0) as usize;
         let lines = self.queued_lines.load(Ordering::Acquire).max(0) as usize;
         messages.saturating_sub(chunks) + lines
+    }
+}
+
+/// Emptied buffers of lines, kept for reuse: a fresh buffer for each chunk of a stream costs
+/// a page fault for every 4 KiB filled, more than the copying. A few are kept, not too
+/// small to matter nor so large that an idle sender holds much memory.
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Mutex<Vec<Vec<u8>>>);
+
+impl Spares {
+    /// Buffers kept at most.
+    const KEPT: usize = 4;
+    /// The room a buffer must have, at least and at most, to be kept.
+    const SIZES: std::ops::RangeInclusive<usize> = 4096..=(1 << 20);
+
+    /// Keeps `buffer` emptied, if it is worth it and there is room.
+    pub(crate) fn put(&self, mut buffer: Vec<u8>) {
+        if !Self::SIZES.contains(&buffer.capacity()) {
+            return;
+        }
+        buffer.clear();
+        let mut kept = self.0.lock();
+        if kept.len() < Self::KEPT {
+            kept.push(buffer);
+        }
+    }
+
+    /// A buffer kept, if any.
+    pub(crate) fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().pop()
     }
 }
 

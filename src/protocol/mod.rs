@@ -142,9 +142,15 @@ impl Encoder {
         })
     }
 
-    /// Appends `count` plaintext lines already in their final form. Only a plaintext
-    /// encoder takes them; any other returns `false` and leaves the frames as they were.
-    pub(crate) fn push_lines(&self, lines: Vec<u8>, count: usize, frames: &mut Frames) -> bool {
+    /// Appends `count` plaintext lines already in their final form, leaving `lines` an empty
+    /// buffer to fill again. Only a plaintext encoder takes them; any other returns `false`
+    /// and leaves the frames and `lines` as they were.
+    pub(crate) fn push_lines(
+        &self,
+        lines: &mut Vec<u8>,
+        count: usize,
+        frames: &mut Frames,
+    ) -> bool {
         match self {
             Encoder::Plaintext(plaintext) => {
                 plaintext.push_lines(lines, count, frames);

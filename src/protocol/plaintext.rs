@@ -50,11 +50,13 @@ impl Plaintext {
 impl Plaintext {
     /// Appends `count` lines already in their final form (checked, each ending in `\n`), cut
     /// into frames between lines as points are. Lines that make one frame into empty frames
-    /// are taken as they are, not copied.
-    pub(crate) fn push_lines(&self, mut owned: Vec<u8>, mut count: usize, frames: &mut Frames) {
-        if !owned.is_empty() && owned.len() <= self.max_frame && frames.adopt(&mut owned) {
+    /// are taken as they are, not copied. `owned` is left empty, with room: a buffer to fill
+    /// again (the frames' old one, when they took the lines as they were).
+    pub(crate) fn push_lines(&self, owned: &mut Vec<u8>, mut count: usize, frames: &mut Frames) {
+        if !owned.is_empty() && owned.len() <= self.max_frame && frames.adopt(owned) {
             frames.open_at(0);
             frames.add_points(count);
+            owned.clear();
             return;
         }
         let mut lines = owned.as_slice();
@@ -94,6 +96,7 @@ impl Plaintext {
                 frames.end_frame(end);
             }
         }
+        owned.clear();
     }
 }
 
@@ -311,7 +314,7 @@ mod tests {
         }
         for chunk in lines {
             let count = chunk.iter().filter(|&&b| b == b'\n').count();
-            encoder.push_lines(chunk.to_vec(), count, &mut frames);
+            encoder.push_lines(&mut chunk.to_vec(), count, &mut frames);
         }
         encoder.close(&mut frames);
         drain(&mut frames)
