@@ -41,14 +41,15 @@ def disk_points(whisper_dir, name):
     path = os.path.join(whisper_dir, TaggedSeries.encode(name, os.sep, hash_only=True) + ".wsp")
     if not os.path.exists(path):
         return []
-    # Carbon's writer creates a file, then writes its header: a read can fall in between.
-    # (The points being written are then in neither place; the caller polls again.)
+    # Carbon's writer creates a file, then writes its header, then (sparse files) its
+    # archives: a read can fall in between, and whisper then fails to unpack what is not
+    # there yet. (The points being written are then in neither place; the caller polls.)
     deadline = time.monotonic() + 5
     while True:
         try:
             (start, _end, step), values = whisper.fetch(path, int(time.time()) - 86400 + 1)
             break
-        except whisper.CorruptWhisperFile:
+        except (whisper.CorruptWhisperFile, struct.error):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)

@@ -96,7 +96,7 @@ impl Sender {
         let style = encoder.style();
         let kept = match encoder.protocol() {
             Protocol::Plaintext => Kept::Text {
-                bytes: self.spare_buffer().unwrap_or_default(),
+                bytes: Vec::new(),
                 count: 0,
                 plain: style.default_tags().is_empty().then(|| PlainRules {
                     prefix: style.prefix().as_bytes().into(),
@@ -147,6 +147,7 @@ impl LineBatch {
                 count,
                 plain,
             } => {
+                refill(&self.sender, bytes);
                 let fast = plain.as_ref();
                 let pushed =
                     if fast.is_some_and(|rules| push_plain(rules, self.timestamp, line, bytes)) {
@@ -235,6 +236,7 @@ impl LineBatch {
         } = &mut self.kept
             && count > 0
         {
+            refill(&self.sender, bytes);
             bytes.extend_from_slice(lines);
             *kept += count;
         }
@@ -293,15 +295,25 @@ impl LineBatch {
     pub fn send(&mut self) -> BatchOutcome {
         match &mut self.kept {
             Kept::Text { bytes, count, .. } => {
-                let next = self
-                    .sender
-                    .spare_buffer()
-                    .unwrap_or_else(|| Vec::with_capacity(bytes.capacity()));
-                let full = std::mem::replace(bytes, next);
+                if *count == 0 {
+                    return BatchOutcome::default();
+                }
+                // The next lines go in a buffer the worker is done with, taken when they come.
+                let full = std::mem::take(bytes);
                 self.sender.submit_lines(full, std::mem::take(count))
             }
             Kept::Points(points) => self.sender.submit_points(points.drain(..)),
         }
+    }
+}
+
+/// Gives an empty `bytes` a buffer the sender's worker is done with, if one is kept: a new
+/// buffer per batch would cost a page fault per 4 KiB filled.
+fn refill(sender: &Sender, bytes: &mut Vec<u8>) {
+    if bytes.capacity() == 0
+        && let Some(spare) = sender.spare_buffer()
+    {
+        *bytes = spare;
     }
 }
 

@@ -106,24 +106,51 @@ fn a_send_with_its_own_tags_allocates_its_tag_suffix_only() {
     assert!(n <= 2, "{n} allocations");
 }
 
-/// `graphyte send -`'s loop, synchronously: the buffers a chunk of lines goes through (the
-/// batch's, the link's) come back to be filled again instead of being allocated afresh,
-/// each costing page faults as it fills.
-#[test]
-fn forwarding_chunks_of_lines_allocates_nothing_once_warm() {
-    let sender = Sender::builder("unused")
+fn lines_chunk() -> Vec<u8> {
+    (0..1000)
+        .flat_map(|i| format!("app.server{}.cpu {i} 1700000000\n", i % 10).into_bytes())
+        .collect()
+}
+
+fn synchronous_discard() -> Sender {
+    Sender::builder("unused")
         .socket(Discard)
         .synchronous()
         .build()
-        .unwrap();
-    let chunk: Vec<u8> = (0..1000)
-        .flat_map(|i| format!("app.server{}.cpu {i} 1700000000\n", i % 10).into_bytes())
-        .collect();
+        .unwrap()
+}
+
+/// Chunks of lines through one batch, synchronously: the buffers a chunk goes through (the
+/// batch's, the link's) come back to be filled again instead of being allocated afresh,
+/// each costing page faults as it fills.
+#[test]
+fn forwarding_chunks_through_one_batch_allocates_nothing_once_warm() {
+    let sender = synchronous_discard();
+    let chunk = lines_chunk();
     let mut batch = sender.line_batch();
     let mut forward = || {
         let seen = batch.push_lines(&chunk, |_, _, _| false);
         let outcome = batch.send();
         assert_eq!((seen, outcome.accepted), (1000, 1000));
+    };
+    (0..3).for_each(|_| forward());
+    let n = allocations(|| (0..100).for_each(|_| forward()));
+    assert_eq!(n, 0);
+    assert_eq!(sender.stats().sent, 103_000);
+}
+
+/// The same with a new batch for each chunk, as a reader with one batch per chunk makes.
+#[test]
+fn forwarding_chunks_through_a_new_batch_each_allocates_nothing_once_warm() {
+    let sender = synchronous_discard();
+    let chunk = lines_chunk();
+    let forward = || {
+        let mut batch = sender.line_batch();
+        let seen = batch.push_lines(&chunk, |_, _, _| false);
+        let outcome = batch.send();
+        assert_eq!((seen, outcome.accepted), (1000, 1000));
+        // An empty batch sent gives nothing back and takes nothing.
+        assert_eq!(batch.send().accepted, 0);
     };
     (0..3).for_each(|_| forward());
     let n = allocations(|| (0..100).for_each(|_| forward()));

@@ -630,6 +630,54 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_over_ten_windows_keeps_a_bounded_record_of_the_last_window_only() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        let writes = 100_000u32;
+        let span = POSSIBLY_LOST_WINDOW * 10;
+        let mut latest = start;
+        for i in 0..writes {
+            latest = start + span * i / writes;
+            recent.wrote(latest, 1);
+            assert!(recent.0.len() <= RecentWrites::ENTRIES);
+        }
+        // Every write within the window of the latest is counted; none older than a step
+        // more than the window.
+        let within = (0..writes)
+            .filter(|&i| latest - (start + span * i / writes) <= POSSIBLY_LOST_WINDOW)
+            .count();
+        let within_a_step_more = (0..writes)
+            .filter(|&i| {
+                latest - (start + span * i / writes) <= POSSIBLY_LOST_WINDOW + RecentWrites::STEP
+            })
+            .count();
+        assert!(
+            (within..=within_a_step_more).contains(&recent.points()),
+            "{} points, {within}..={within_a_step_more} expected",
+            recent.points()
+        );
+    }
+
+    #[test]
+    fn a_step_whose_last_write_is_within_the_window_is_kept_whole() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        recent.wrote(start, 5);
+        recent.wrote(start + RecentWrites::STEP / 2, 7);
+        recent.wrote(start + RecentWrites::STEP / 2 + POSSIBLY_LOST_WINDOW, 1);
+        assert_eq!(recent.points(), 13);
+    }
+
+    #[test]
+    fn writes_just_past_the_window_before_the_latest_are_forgotten() {
+        let start = Instant::now();
+        let mut recent = RecentWrites::new();
+        recent.wrote(start, 5);
+        recent.wrote(start + POSSIBLY_LOST_WINDOW + Duration::from_millis(1), 7);
+        assert_eq!(recent.points(), 7);
+    }
+
+    #[test]
     fn writes_longer_than_the_window_before_the_latest_are_forgotten() {
         let start = Instant::now();
         let mut recent = RecentWrites::new();

@@ -327,7 +327,8 @@ mod tests {
     use super::*;
 
     /// The run as each way this CPU can check it finds it: with SSE2, and through
-    /// [`plain_run`] (AVX2 where the CPU has it).
+    /// [`plain_run`], which takes AVX2 where the CPU has it (on a CPU without, both are
+    /// SSE2's, and the AVX2 code is not tested there).
     fn window_runs(text: &[u8], limit: usize) -> [(usize, usize); 2] {
         // SAFETY: SSE2 is part of x86_64.
         let sse2 = unsafe { plain_run_sse2(text, limit) };
@@ -433,6 +434,38 @@ mod tests {
             }
             let expected = scalar_run(text.as_bytes(), limit);
             proptest::prop_assert_eq!(window_runs(text.as_bytes(), limit), [expected; 2], "{:?}", text);
+        }
+
+        /// Lines at the window's and the fields' limits: names up to and past the window,
+        /// values around 24 digits, timestamps around `u32::MAX`, and the last line with or
+        /// without its newline.
+        #[test]
+        fn the_window_check_agrees_with_the_scalar_check_at_the_limits(
+            lines in proptest::collection::vec(
+                (
+                    "[a-z][a-z.]{0,70}",
+                    "-?[0-9]{0,26}(\\.[0-9]{0,3})?",
+                    proptest::prop_oneof![
+                        "[0-9]{9,11}",
+                        "42949672[89][0-9]",
+                        "0{1,10}",
+                        proptest::strategy::Just("4294967295".to_owned()),
+                        proptest::strategy::Just("4294967296".to_owned()),
+                    ],
+                ),
+                1..5,
+            ),
+            newline_at_end in proptest::bool::ANY,
+        ) {
+            let mut text = lines
+                .iter()
+                .map(|(name, value, stamp)| format!("{name} {value} {stamp}\n"))
+                .collect::<String>();
+            if !newline_at_end {
+                text.pop();
+            }
+            let expected = scalar_run(text.as_bytes(), usize::MAX);
+            proptest::prop_assert_eq!(window_runs(text.as_bytes(), usize::MAX), [expected; 2], "{:?}", text);
         }
     }
 }

@@ -57,7 +57,7 @@ fn run_on(
     let watch = Watch::start(sender, args, dry.is_none());
     let gave_up = watch.gave_up();
     let checkers = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_CHECKERS));
-    let order = Order::default();
+    let (order, stopped) = Order::new();
     let (pieces, to_check) = channel::bounded::<Piece>(checkers * 2);
     // Read buffers come back once checked: allocating (and zeroing) one per read costs more
     // than the reading.
@@ -65,10 +65,11 @@ fn run_on(
     let reading = read_in_background(input, spares, pieces, Arc::clone(&order.stopped));
     let read = thread::scope(|scope| {
         for _ in 0..checkers {
-            let (to_check, spare, gave_up) = (to_check.clone(), spare.clone(), gave_up.clone());
+            let (to_check, spare) = (to_check.clone(), spare.clone());
+            let ends = [gave_up.clone(), stopped.clone()];
             let (order, watch) = (&order, &watch);
             scope.spawn(move || {
-                while let Some(piece) = next_piece(&to_check, &gave_up) {
+                while let Some(piece) = next_piece(&to_check, &ends) {
                     let buf = check(piece, args, sender, dry, order, watch);
                     if buf.len() == READ_SIZE {
                         let _ = spare.try_send(buf);
@@ -76,11 +77,12 @@ fn run_on(
                 }
             });
         }
-        // Once the watchdog gave up, the reader is left behind: a quiet input (`tail -f`)
-        // must not hold the process.
+        // Once the watchdog gave up, or the stream stopped (--strict, a closed sender), the
+        // reader is left behind: a quiet input (`tail -f`) must not hold the process.
         channel::select! {
             recv(reading) -> read => read.unwrap_or_else(|_| Err(io::Error::other("the reading thread died"))),
             recv(gave_up) -> _ => Ok(()),
+            recv(stopped) -> _ => Ok(()),
         }
     });
     let mut tally = std::mem::take(&mut order.turn().tally);
@@ -174,14 +176,16 @@ fn read_in_background(
     reading
 }
 
-/// The next piece to check; `None` at the end of the input, or once the watchdog gave up.
+/// The next piece to check; `None` at the end of the input, or once the watchdog gave up
+/// or the stream stopped (`ends`: channels that close then).
 fn next_piece(
     to_check: &channel::Receiver<Piece>,
-    gave_up: &channel::Receiver<()>,
+    [gave_up, stopped]: &[channel::Receiver<()>; 2],
 ) -> Option<Piece> {
     channel::select! {
         recv(to_check) -> piece => piece.ok(),
         recv(gave_up) -> _ => None,
+        recv(stopped) -> _ => None,
     }
 }
 
@@ -271,12 +275,13 @@ struct Piece {
 }
 
 /// Whose turn it is to hand over, and what was handed over so far.
-#[derive(Default)]
 struct Order {
     turn: Mutex<Turn>,
     changed: Condvar,
     /// Set with `tally.stopped`, for the reader, which takes no lock.
     stopped: Arc<AtomicBool>,
+    /// Dropped when the stream stops, so that the main thread stops waiting for the reader.
+    stop_signal: Mutex<Option<channel::Sender<()>>>,
 }
 
 #[derive(Default)]
@@ -289,6 +294,18 @@ struct Turn {
 }
 
 impl Order {
+    /// The order, and a channel that closes when the stream stops.
+    fn new() -> (Order, channel::Receiver<()>) {
+        let (signal, stopped) = channel::bounded(0);
+        let order = Order {
+            turn: Mutex::default(),
+            changed: Condvar::new(),
+            stopped: Arc::default(),
+            stop_signal: Mutex::new(Some(signal)),
+        };
+        (order, stopped)
+    }
+
     fn turn(&self) -> MutexGuard<'_, Turn> {
         self.turn.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -316,6 +333,13 @@ impl Drop for Next<'_> {
         }
         if self.turn.tally.stopped {
             self.order.stopped.store(true, Ordering::Relaxed);
+            drop(
+                self.order
+                    .stop_signal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(),
+            );
         }
         self.turn.next += 1;
         self.order.changed.notify_all();
@@ -470,6 +494,28 @@ mod tests {
             self.lines.drain(..n);
             Ok(n)
         }
+    }
+
+    #[test]
+    fn a_strict_stream_stopped_by_a_bad_line_ends_while_its_input_stays_open_and_quiet() {
+        let cli = Cli::try_parse_from(["graphyte", "send", "-", "--strict", "-q"]).unwrap();
+        let Some(Command::Send(args)) = cli.command else {
+            panic!("not a send: {cli:?}")
+        };
+        let (hold, held) = channel::bounded::<()>(0);
+        let dry = Sender::builder("unused").dry_run().unwrap();
+        let sender = dry.sender().clone();
+        let input = Quiet {
+            lines: b"a.b 1 1700000000\nnot a line\n".to_vec(),
+            held,
+        };
+        let (done, ended) = channel::bounded(1);
+        thread::spawn(move || {
+            let _ = done.send(run_on(input, &args, &sender, Some(&dry)));
+        });
+        let status = ended.recv_timeout(Duration::from_secs(20));
+        drop(hold);
+        assert_eq!(status, Ok(Status::Incomplete), "--strict stopped at line 2");
     }
 
     #[test]
