@@ -51,6 +51,9 @@ mod report;
 mod sender;
 mod transport;
 
+#[cfg(feature = "render")]
+pub mod render;
+
 pub use builder::{
     Builder, DEFAULT_BATCH_SIZE, DEFAULT_INTERVAL, DEFAULT_PORT, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_TIMEOUT, MAX_QUEUE_CAPACITY,
@@ -76,7 +79,8 @@ pub use transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpS
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// Internals exposed for the crate's own benchmarks only: not a public API, no stability.
+/// Internals exposed for the crate's own benchmarks and fuzz targets only: not a public API,
+/// no stability.
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_internals {
@@ -121,5 +125,12 @@ pub mod bench_internals {
             }
             bytes
         }
+    }
+
+    /// Reads `answer` as each kind of graphite-web answer the render client reads; returns
+    /// how many read. What a fuzz target drives: any bytes, no panic.
+    #[cfg(feature = "render")]
+    pub fn read_render_answers(answer: &[u8]) -> usize {
+        crate::render::read_each_kind(answer)
     }
 }

@@ -1,7 +1,9 @@
 //! Shared test helpers: a real carbon-cache, loopback sinks, and deadline polling.
 #![allow(dead_code)]
 
+pub mod graphite_web;
 pub mod hostile;
+pub mod http;
 pub mod pickle;
 
 use std::io::{Read, Write};
@@ -88,6 +90,12 @@ fn script() -> PathBuf {
 impl Carbon {
     /// Starts carbon-cache, failing the test loudly if it cannot.
     pub fn start() -> Carbon {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts carbon-cache with these variables in `scripts/carbon-server`'s environment (such
+    /// as `GRAPHITE_URL`, which turns tags on), failing the test loudly if it cannot.
+    pub fn start_with_env(vars: &[(&str, &str)]) -> Carbon {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "graphyte-carbon-{}-{}",
@@ -97,6 +105,9 @@ impl Carbon {
         let out = Command::new(script())
             .arg("start")
             .arg(&dir)
+            // Tags stay off unless asked for here, whatever the test's own environment says.
+            .env_remove("GRAPHITE_URL")
+            .envs(vars.iter().copied())
             .output()
             .expect("running scripts/carbon-server");
         assert!(
@@ -252,11 +263,13 @@ impl Carbon {
         assert!(status.success());
     }
 
-    /// Starts carbon-cache again on the same ports, with the data it had stored.
+    /// Starts carbon-cache again on the same ports, with the data it had stored (and the
+    /// GRAPHITE_URL it had, if any).
     pub fn restart(&self) {
         let out = Command::new(script())
             .arg("start")
             .arg(&self.dir)
+            .env_remove("GRAPHITE_URL")
             .output()
             .unwrap();
         assert!(
