@@ -1,9 +1,13 @@
 //! The command line: `graphyte send …`, the bare `graphyte NAME VALUE` of Python graphyte,
-//! and `graphyte completions SHELL`.
+//! `graphyte completions SHELL`, and with the `render` feature the subcommands that read from
+//! graphite-web (`render`, `find`, `tags`, `event`: see `read.rs`).
 
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+#[cfg(feature = "render")]
+use crate::read::ReadCommand;
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -47,6 +51,9 @@ pub enum Command {
     /// Send one metric, or a stream of lines from stdin ('-')
     #[command(after_help = SEND_EXAMPLES)]
     Send(SendArgs),
+    #[cfg(feature = "render")]
+    #[command(flatten)]
+    Read(ReadCommand),
     /// Print shell completions for graphyte
     #[command(after_help = "\
 Examples:
@@ -153,6 +160,8 @@ impl SendArgs {
 pub enum Task {
     Send(SendArgs),
     Completions(Shell),
+    #[cfg(feature = "render")]
+    Read(ReadCommand),
 }
 
 pub fn parse() -> Task {
@@ -160,6 +169,8 @@ pub fn parse() -> Task {
     let task = match cli.command {
         Some(Command::Send(send)) => Task::Send(send),
         Some(Command::Completions { shell }) => Task::Completions(shell),
+        #[cfg(feature = "render")]
+        Some(Command::Read(read)) => Task::Read(read),
         None => Task::Send(cli.send),
     };
     if let Task::Send(send) = &task {
@@ -191,6 +202,23 @@ pub fn usage_error(message: &str) -> ! {
         .exit()
 }
 
+/// A usage error of the subcommand at `path` (such as `["event", "add"]`), with its usage.
+#[cfg(feature = "render")]
+pub fn usage_error_in(path: &[&str], message: &str) -> ! {
+    let mut command = Cli::command();
+    // Gives each subcommand its full name, `graphyte event add`, for its usage line.
+    command.build();
+    for name in path {
+        match command.find_subcommand(name) {
+            Some(sub) => command = sub.clone(),
+            None => break,
+        }
+    }
+    command
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
 pub fn write_completions(shell: Shell) {
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -212,7 +240,7 @@ fn parse_tag(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() && secs <= 86_400.0 => {
             Ok(Duration::from_secs_f64(secs))

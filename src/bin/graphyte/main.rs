@@ -1,9 +1,13 @@
 //! `graphyte`: send metrics to Graphite (Carbon) from the command line, one at a time or as
-//! a stream of lines from stdin. Built with the `cli` feature; it uses the library as any
-//! program would.
+//! a stream of lines from stdin, and (with the `render` feature too) read them back from
+//! graphite-web. Built with the `cli` feature; it uses the library as any program would.
 
 mod args;
+#[cfg(feature = "render")]
+mod chart;
 mod pickle_view;
+#[cfg(feature = "render")]
+mod read;
 mod send;
 mod stream;
 mod watch;
@@ -14,11 +18,12 @@ use std::process::ExitCode;
 /// (`args::usage_error`, or clap itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Everything was sent.
+    /// Everything was sent (or read back).
     Sent = 0,
-    /// Some metrics were refused or not delivered.
+    /// Some metrics were refused or not delivered; or graphite-web answered an error, refused
+    /// the credentials, or sent something unreadable.
     Incomplete = 1,
-    /// Carbon could not be reached within the timeout.
+    /// Carbon (or graphite-web) could not be reached within the timeout.
     Unreachable = 3,
 }
 
@@ -29,6 +34,8 @@ fn main() -> ExitCode {
             Status::Sent
         }
         args::Task::Send(send) => send::run(&send),
+        #[cfg(feature = "render")]
+        args::Task::Read(command) => read::run(&command),
     };
     ExitCode::from(status as u8)
 }
