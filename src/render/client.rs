@@ -10,8 +10,12 @@ use super::error::Error;
 use super::query::{Query, Time};
 use super::response::{self, CsvRow, Event, Node, Series, TagValue};
 
-/// The largest answer read: a render of many long series is large, but not this large.
+/// The largest answer read by default: a render of many long series is large, but not this
+/// large.
 const MAX_ANSWER: u64 = 256 << 20;
+
+/// The most of an error answer read: its message is all that is kept of it.
+const MAX_ERROR_ANSWER: u64 = 64 << 10;
 
 /// A query longer than this goes by POST: proxies and servers limit URLs.
 const MAX_GET_QUERY: usize = 2000;
@@ -44,6 +48,7 @@ pub struct Client {
     user: Option<String>,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    max_answer: u64,
 }
 
 impl fmt::Debug for Client {
@@ -78,6 +83,7 @@ pub struct ClientBuilder {
     credentials: Option<(String, String)>,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    max_answer: u64,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -114,6 +120,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The largest answer read, in bytes (default 256 MiB); a larger one is an
+    /// [`Error::Malformed`], read no further.
+    pub fn max_answer_size(mut self, bytes: u64) -> ClientBuilder {
+        self.max_answer = bytes;
+        self
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -138,6 +151,9 @@ impl ClientBuilder {
         let agent: Agent = Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
+            // A redirect is answered as an error naming where it points: following it would
+            // send the custom headers (a token, say) to wherever it points.
+            .max_redirects(0)
             .user_agent(concat!("graphyte/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -150,6 +166,7 @@ impl ClientBuilder {
             user: credentials.map(|(user, _)| user),
             headers: self.headers,
             timeout: self.timeout,
+            max_answer: self.max_answer,
         })
     }
 }
@@ -253,6 +270,7 @@ impl Client {
             credentials: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
+            max_answer: MAX_ANSWER,
         }
     }
 
@@ -293,8 +311,7 @@ impl Client {
     ///
     /// Any [`Error`] but `Config`: see its variants.
     pub fn render_csv(&self, query: &Query) -> Result<Vec<CsvRow>, Error> {
-        let mut fields = query.fields("csv");
-        fields.push(("tz", "UTC".to_owned()));
+        let fields = query.fields("csv");
         self.read("/render", self.query_method(&fields), response::csv_rows)
     }
 
@@ -365,15 +382,21 @@ impl Client {
     /// Any [`Error`] but `Config`; [`Error::Config`] when the tag holds a character a tag
     /// cannot (`;`, `!`, `^`, `=`, `/`, whitespace).
     pub fn tag_values(&self, tag: &str) -> Result<Vec<TagValue>, Error> {
-        let odd = |c: char| c.is_whitespace() || ";!^=/?#%".contains(c);
-        if tag.is_empty() || tag.contains(odd) {
+        // graphite-web's own views under /tags/, which a tag of that name cannot reach.
+        const ROUTES: [&str; 5] = [
+            "findSeries",
+            "autoComplete",
+            "delSeries",
+            "tagSeries",
+            "tagMultiSeries",
+        ];
+        let odd = |c: char| c.is_whitespace() || c.is_control() || ";!^=/?#%\\".contains(c);
+        if tag.is_empty() || tag.contains(odd) || tag == "." || tag == ".." || ROUTES.contains(&tag)
+        {
             return Err(Error::Config(format!("'{tag}' is not a tag name")));
         }
-        self.read(
-            &format!("/tags/{tag}"),
-            Method::Get(&[]),
-            response::tag_values,
-        )
+        let path = format!("/tags/{}", path_segment(tag));
+        self.read(&path, Method::Get(&[]), response::tag_values)
     }
 
     /// Tags that start with `prefix`, among the series the `exprs` select (all series when
@@ -492,17 +515,17 @@ impl Client {
             .send(&url, method)
             .map_err(|err| self.request_error(&url, err))?;
         let status = response.status().as_u16();
-        let body = read_body(response).map_err(|err| match err {
-            ureq::Error::Timeout(_) => self.timeout_error(&url),
-            ureq::Error::BodyExceedsLimit(limit) => Error::Malformed {
-                url: url.clone(),
-                detail: format!("the answer is larger than {limit} bytes"),
-            },
-            err => Error::Malformed {
-                url: url.clone(),
-                detail: format!("the answer was cut short: {err}"),
-            },
-        })?;
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let limit = if (200..300).contains(&status) {
+            self.max_answer
+        } else {
+            MAX_ERROR_ANSWER
+        };
+        let body = read_body(response, limit).map_err(|err| self.answer_error(&url, err))?;
         match status {
             200..=299 => parse(&body).map_err(|detail| Error::Malformed { url, detail }),
             401 | 403 => Err(Error::Unauthorized {
@@ -510,11 +533,37 @@ impl Client {
                 status,
                 sent_credentials: self.authorization.is_some(),
             }),
+            300..=399 => Err(Error::Status {
+                url,
+                status,
+                message: format!(
+                    "redirected to {}: give graphyte that URL (redirects are not followed, so that credentials and headers go nowhere else)",
+                    location.as_deref().unwrap_or("nowhere")
+                ),
+            }),
             _ => Err(Error::Status {
                 url,
                 status,
                 message: response::error_message(&body),
             }),
+        }
+    }
+
+    /// What a failure to read an answer says: too slow, too large, or cut short (a
+    /// connection closed or reset before its end).
+    fn answer_error(&self, url: &str, err: ureq::Error) -> Error {
+        use std::io::ErrorKind;
+        match err {
+            ureq::Error::Timeout(_) => self.timeout_error(url),
+            ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => self.timeout_error(url),
+            ureq::Error::BodyExceedsLimit(limit) => Error::Malformed {
+                url: url.to_owned(),
+                detail: format!("the answer is larger than {limit} bytes (see max_answer_size)"),
+            },
+            err => Error::Malformed {
+                url: url.to_owned(),
+                detail: format!("the answer was cut short: {err}"),
+            },
         }
     }
 
@@ -558,6 +607,9 @@ impl Client {
                 detail: "the host name does not resolve".to_owned(),
             },
             ureq::Error::BadUri(why) => Error::Config(format!("graphite-web URL {url}: {why}")),
+            ureq::Error::Http(why) => {
+                Error::Config(format!("a request to {url} cannot be made: {why}"))
+            }
             err => Error::Connect {
                 url: self.base.clone(),
                 detail: err.to_string(),
@@ -573,13 +625,23 @@ impl Client {
     }
 }
 
-/// The answer's body, up to [`MAX_ANSWER`] bytes.
-fn read_body(mut response: Response<ureq::Body>) -> Result<Vec<u8>, ureq::Error> {
-    response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER)
-        .read_to_vec()
+/// The answer's body, up to `limit` bytes.
+fn read_body(mut response: Response<ureq::Body>, limit: u64) -> Result<Vec<u8>, ureq::Error> {
+    response.body_mut().with_config().limit(limit).read_to_vec()
+}
+
+/// `segment` percent-encoded for a URL path: unreserved characters as they are, every other
+/// byte (`.` included, so no segment reads as `.` or `..`) as `%XX`.
+fn path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for &b in segment.as_bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn exprs_fields(exprs: &[&str]) -> Vec<(&'static str, String)> {

@@ -11,9 +11,9 @@ use super::error::Error;
 /// Made from Unix seconds, a [`SystemTime`], a [`Duration`] ago, or parsed from any of
 /// graphite-web's own forms: `now`, relative offsets such as `-2days`, `-30min` or `-1w`,
 /// Unix seconds, `HH:MM_YYYYMMDD`, `YYYYMMDD`, `MM/DD/YY` and at(1) phrases such as
-/// `noon+yesterday`. Relative offsets are checked here, since graphite-web answers a bad
-/// one with a bare server error: `-5m` is refused (graphite-web's minutes are `min`, its
-/// months `mon`).
+/// `noon+yesterday` (graphyte asks graphite-web to read these in UTC). Relative offsets are
+/// checked here, since graphite-web answers a bad one with a bare server error: `-5m` is
+/// refused (graphite-web's minutes are `min`, its months `mon`).
 ///
 /// ```
 /// use graphyte::render::Time;
@@ -183,6 +183,9 @@ impl Query {
             fields.push(("maxDataPoints", points.to_string()));
         }
         fields.push(("format", format.to_owned()));
+        // Absolute times (`04:00_20261122`) are read in this zone, and CSV times written in
+        // it: UTC, whatever the server's own zone.
+        fields.push(("tz", "UTC".to_owned()));
         fields
     }
 }
@@ -249,6 +252,7 @@ mod tests {
                 ("until", "now"),
                 ("maxDataPoints", "7"),
                 ("format", "json"),
+                ("tz", "UTC"),
             ]
         );
     }

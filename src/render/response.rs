@@ -201,13 +201,37 @@ fn finite_json(body: &[u8]) -> Cow<'_, [u8]> {
 /// name quoted when it holds a comma, the value empty for none.
 pub(super) fn csv_rows(body: &[u8]) -> Result<Vec<CsvRow>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the CSV is not UTF-8".to_owned())?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| {
-            csv_row(line).map_err(|why| format!("CSV line {}: {why}: {line:?}", index + 1))
+    csv_records(text)
+        .filter(|(_, record)| !record.trim().is_empty())
+        .map(|(line, record)| {
+            csv_row(record).map_err(|why| format!("CSV line {line}: {why}: {record:?}"))
         })
         .collect()
+}
+
+/// The records of a CSV text, each with the number of the line it starts on: a newline ends
+/// a record, but not inside a quoted field (a quote toggles being inside; `""` twice).
+fn csv_records(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = text;
+    let mut line = 1;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut quoted = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                quoted ^= c == '"';
+                c == '\n' && !quoted
+            })
+            .map_or(rest.len(), |(at, _)| at);
+        let record = &rest[..end];
+        let start = line;
+        line += record.matches('\n').count() + 1;
+        rest = rest.get(end + 1..).unwrap_or_default();
+        Some((start, record))
+    })
 }
 
 fn csv_row(line: &str) -> Result<CsvRow, String> {
@@ -593,6 +617,15 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn a_quoted_name_may_hold_a_newline_a_comma_and_a_quote() {
+        let body = b"\"alias(a, \"\"x\nb\"\")\",2023-11-14 22:13:20,1\nc,2023-11-14 22:13:20,2\n";
+        let rows = csv_rows(body).unwrap();
+        assert_eq!(rows[0].name, "alias(a, \"x\nb\")");
+        assert_eq!(rows[1].name, "c");
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]

@@ -142,6 +142,8 @@ impl GraphiteWeb {
             command.arg(port.to_string());
         }
         command.env_remove("GRAPHITE_WEB_AUTH");
+        // A killed test run leaves no graphite-web behind.
+        command.env("GRAPHYTE_WATCH_PID", std::process::id().to_string());
         if let Some((user, password)) = &auth {
             command.env("GRAPHITE_WEB_AUTH", format!("{user}:{password}"));
         }

@@ -33,6 +33,8 @@ pub enum Answer {
     Raw(Vec<u8>),
     /// Nothing, ever: the connection stays open until the server is dropped.
     Silent,
+    /// Whatever the test writes to the connection, on the server's thread for it.
+    Stream(Box<dyn FnOnce(&mut TcpStream) + Send>),
 }
 
 /// A complete answer with a status, a content type and a body.
@@ -117,6 +119,7 @@ fn serve(
             let _ = writer.flush();
         }
         Answer::Silent => held.lock().unwrap().push(writer),
+        Answer::Stream(write) => write(&mut writer),
     }
 }
 

@@ -107,6 +107,7 @@ impl Carbon {
             .arg(&dir)
             // Tags stay off unless asked for here, whatever the test's own environment says.
             .env_remove("GRAPHITE_URL")
+            .env("GRAPHYTE_WATCH_PID", std::process::id().to_string())
             .envs(vars.iter().copied())
             .output()
             .expect("running scripts/carbon-server");
@@ -270,6 +271,7 @@ impl Carbon {
             .arg("start")
             .arg(&self.dir)
             .env_remove("GRAPHITE_URL")
+            .env("GRAPHYTE_WATCH_PID", std::process::id().to_string())
             .output()
             .unwrap();
         assert!(

@@ -109,7 +109,8 @@ pub enum ReadCommand {
 }
 
 /// Where graphite-web is, and how to talk to it: the options of every read subcommand.
-#[derive(Debug, Args)]
+/// (`Debug` is written by hand: it never shows the password.)
+#[derive(Args)]
 #[command(next_help_heading = "graphite-web")]
 pub struct WebArgs {
     /// graphite-web's base URL, e.g. http://graphite.example.com:8080
@@ -134,6 +135,17 @@ pub struct WebArgs {
     /// Seconds to wait for each of graphite-web's answers, whole
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebArgs")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -393,15 +405,32 @@ fn render(args: &RenderArgs) -> Status {
         Format::Json => client.render(&query).map(|series| json(&series)),
         Format::Table => client
             .render(&query)
-            .map(|series| unless_empty(&series, table)),
+            .map(|series| unless_empty(&printable(series), table)),
         Format::Chart => client
             .render(&query)
-            .map(|series| unless_empty(&series, |s| chart::chart(s, terminal_width()))),
+            .map(|series| unless_empty(&printable(series), |s| chart::chart(s, terminal_width()))),
     };
     match printed {
         Ok(text) => print(&text),
         Err(err) => failed(&err, PATH),
     }
+}
+
+/// The series with their names and tags fit for a terminal: a control character (an escape
+/// sequence, say) from the server is shown escaped, not obeyed.
+fn printable(series: Vec<Series>) -> Vec<Series> {
+    series
+        .into_iter()
+        .map(|s| Series {
+            name: one_line(&s.name),
+            tags: s
+                .tags
+                .iter()
+                .map(|(tag, value)| (one_line(tag), one_line(value)))
+                .collect(),
+            points: s.points,
+        })
+        .collect()
 }
 
 /// `draw(series)`; nothing, and a note on stderr, when the targets matched no series.
@@ -438,7 +467,7 @@ fn table(series: &[Series]) -> String {
         .map(|s| {
             s.points
                 .iter()
-                .filter_map(|&(t, v)| Some((t, v?.to_string())))
+                .filter_map(|&(t, v)| Some((t, number(v?))))
                 .collect()
         })
         .collect();
@@ -484,7 +513,7 @@ fn csv(rows: &[CsvRow]) -> String {
         } else {
             row.name.clone()
         };
-        let value = row.value.map(|v| v.to_string()).unwrap_or_default();
+        let value = row.value.map(number).unwrap_or_default();
         let _ = writeln!(out, "{name},{},{value}", utc(i64::from(row.timestamp)));
     }
     out
@@ -530,10 +559,11 @@ fn find(args: &FindArgs) -> Status {
 
 /// A node's path, with a `.` after a branch's.
 fn node_line(node: &Node) -> String {
+    let path = one_line(&node.path);
     if node.leaf {
-        format!("{}\n", node.path)
+        format!("{path}\n")
     } else {
-        format!("{}.\n", node.path)
+        format!("{path}.\n")
     }
 }
 
@@ -543,13 +573,13 @@ fn tags(args: &TagsArgs) -> Status {
     let printed = match &args.tag {
         None => client.tags().map(|tags| {
             tags.iter()
-                .map(|tag| format!("{tag}\n"))
+                .map(|tag| format!("{}\n", one_line(tag)))
                 .collect::<String>()
         }),
         Some(tag) => client.tag_values(tag).map(|values| {
             values
                 .iter()
-                .map(|TagValue { value, count }| format!("{value}\t{count}\n"))
+                .map(|TagValue { value, count }| format!("{}\t{count}\n", one_line(value)))
                 .collect()
         }),
     };
@@ -621,6 +651,17 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// A value in Rust's shortest form, with an exponent when it is very large or very small
+/// (`1e300`, not 301 digits).
+fn number(value: f64) -> String {
+    let size = value.abs();
+    if size != 0.0 && size.is_finite() && !(1e-5..1e16).contains(&size) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC.
 fn utc(secs: i64) -> String {
     let (days, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -650,6 +691,30 @@ fn utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn very_large_or_small_values_are_written_with_an_exponent() {
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(-2.5e-9), "-2.5e-9");
+        assert_eq!(number(123.25), "123.25");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn debug_of_the_options_never_shows_the_password() {
+        let args = WebArgs {
+            url: Some("http://h".into()),
+            user: Some("reader".into()),
+            password: Some("s3cret-pw".into()),
+            timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{args:?}");
+        assert!(
+            shown.contains("reader") && !shown.contains("s3cret-pw"),
+            "{shown}"
+        );
+    }
 
     fn series(name: &str, points: &[(u32, Option<f64>)]) -> Series {
         Series {
@@ -746,6 +811,11 @@ mod tests {
         };
         assert_eq!(node_line(&node("app.server1", false)), "app.server1.\n");
         assert_eq!(node_line(&node("app.up", true)), "app.up\n");
+        assert_eq!(
+            node_line(&node("evil\u{1b}[2J", true)),
+            "evil\\u{1b}[2J\n",
+            "an escape sequence from the server is shown, not obeyed"
+        );
     }
 
     #[test]
