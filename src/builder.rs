@@ -7,6 +7,8 @@ use crate::error::Error;
 use crate::protocol::{DEFAULT_MAX_FRAME, MAX_FRAME, MIN_FRAME, Protocol};
 use crate::sender::{FullQueue, Parts, Sender};
 use crate::transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
+#[cfg(feature = "tls")]
+use crate::transport::{TlsConfig, TlsSocket};
 
 /// Default Carbon plaintext port (pickle: 2004, see [`Protocol::default_port`]).
 pub const DEFAULT_PORT: u16 = Protocol::Plaintext.default_port();
@@ -66,19 +68,25 @@ pub struct Builder {
     pub(crate) full_queue: FullQueue,
     pub(crate) backoff: (Duration, Duration),
     pub(crate) socket: Option<Box<dyn SendSocket>>,
+    /// TLS over the TCP transport, when set.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        let mut builder = f.debug_struct("Builder");
+        builder
             .field("host", &self.host)
             .field("port", &self.port)
             .field("protocol", &self.protocol)
             .field("prefix", &self.prefix)
             .field("interval", &self.interval)
             .field("transport", &self.transport)
-            .field("custom_socket", &self.socket.is_some())
-            .finish_non_exhaustive()
+            .field("custom_socket", &self.socket.is_some());
+        #[cfg(feature = "tls")]
+        builder.field("tls", &self.tls);
+        builder.finish_non_exhaustive()
     }
 }
 
@@ -101,6 +109,8 @@ impl Builder {
             full_queue: FullQueue::Drop,
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             socket: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -308,6 +318,28 @@ impl Builder {
         self
     }
 
+    /// Sends over TLS (feature `tls`): the TCP transport's connections, each with a TLS
+    /// session on top, verified and authenticated as `config` says (see [`TlsSocket`]).
+    /// Carbon has no standard TLS port: set the server's with [`port`](Builder::port)
+    /// (Hosted Graphite's is 20030). Plaintext and pickle both work; UDP is refused. Unused
+    /// with a custom [`socket`](Builder::socket).
+    ///
+    /// ```no_run
+    /// use graphyte::{Sender, TlsConfig};
+    ///
+    /// let sender = Sender::builder("carbon.example.com")
+    ///     .port(20030)
+    ///     .tls(TlsConfig::new())
+    ///     .build()?;
+    /// sender.send("requests.ok", 42);
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Checks the configuration and starts the worker (background mode). Nothing is
     /// connected yet: the first batch connects, so this succeeds while Carbon is down.
     ///
@@ -316,21 +348,24 @@ impl Builder {
     /// [`Error::Config`] for an unusable setting (a zero batch size, queue capacity,
     /// interval, timeout or datagram size, a datagram over 8192 bytes, a queue over
     /// [`MAX_QUEUE_CAPACITY`], a frame under 256 bytes or over 1 GiB, a backoff whose
-    /// minimum is zero or above its maximum, pickle over UDP);
+    /// minimum is zero or above its maximum, pickle or TLS over UDP, and with the `tls`
+    /// feature what [`TlsSocket::new`](crate::TlsSocket::new) refuses: an unusable
+    /// certificate, key or server name);
     /// [`Error::InvalidName`] or [`Error::InvalidTag`] for a bad prefix or default tag;
-    /// [`Error::Io`] if the worker thread cannot be started.
+    /// [`Error::Io`] if the worker thread cannot be started (or, with TLS, a certificate or
+    /// key file cannot be read).
     ///
     /// ```
     /// let err = graphyte::Sender::builder("localhost").batch_size(0).build().unwrap_err();
     /// assert!(matches!(err, graphyte::Error::Config(_)));
     /// ```
-    pub fn build(self) -> Result<Sender, Error> {
+    pub fn build(mut self) -> Result<Sender, Error> {
         self.check()?;
         let port = self.port.unwrap_or(self.protocol.default_port());
-        let socket: Box<dyn SendSocket> = match self.socket {
+        let socket: Box<dyn SendSocket> = match self.socket.take() {
             Some(socket) => socket,
             None => match self.transport {
-                Transport::Tcp => Box::new(TcpSocket::new(&self.host, port, self.timeout)),
+                Transport::Tcp => self.stream_socket(port)?,
                 Transport::Udp => Box::new(UdpSocket::new(&self.host, port, self.max_datagram)),
             },
         };
@@ -351,6 +386,28 @@ impl Builder {
             backoff: self.backoff,
             log_sends: self.log_sends,
         })
+    }
+
+    /// The TCP transport's socket: TLS over TCP when configured, else plain TCP.
+    fn stream_socket(&self, port: u16) -> Result<Box<dyn SendSocket>, Error> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            return Ok(Box::new(TlsSocket::new(
+                &self.host,
+                port,
+                self.timeout,
+                config,
+            )?));
+        }
+        Ok(Box::new(TcpSocket::new(&self.host, port, self.timeout)))
+    }
+
+    /// Whether TLS is configured.
+    fn uses_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
     }
 
     pub(crate) fn check(&self) -> Result<(), Error> {
@@ -379,6 +436,8 @@ impl Builder {
             && self.socket.is_none()
         {
             "the pickle protocol needs TCP: Carbon has no pickle receiver on UDP"
+        } else if self.uses_tls() && self.transport == Transport::Udp && self.socket.is_none() {
+            "TLS runs over TCP: remove .transport(Transport::Udp) or .tls(..)"
         } else {
             return Ok(());
         };
@@ -414,6 +473,11 @@ mod tests {
         assert!(problem(b().max_frame((1 << 30) + 1)).contains("max_frame"));
         let pickle_over_udp = b().protocol(Protocol::Pickle).transport(Transport::Udp);
         assert!(problem(pickle_over_udp).contains("pickle"));
+        #[cfg(feature = "tls")]
+        {
+            let tls_over_udp = b().tls(TlsConfig::new()).transport(Transport::Udp);
+            assert!(problem(tls_over_udp).contains("TLS"));
+        }
     }
 
     #[test]

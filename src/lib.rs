@@ -73,6 +73,10 @@ pub use point::validate::{MAX_LAST_SEGMENT_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN};
 pub use protocol::{DEFAULT_MAX_FRAME, MAX_LINE_LEN, Protocol};
 pub use sender::{BatchOutcome, FullQueue, Sender};
 pub use transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
+#[cfg(feature = "http")]
+pub use transport::{HttpSocket, HttpSocketBuilder};
+#[cfg(feature = "tls")]
+pub use transport::{TlsConfig, TlsSocket};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -1,14 +1,22 @@
-//! Transports: where bytes leave. The [`SendSocket`] trait, and the TCP and UDP sockets a
-//! builder sets up when none is given.
+//! Transports: where bytes leave. The [`SendSocket`] trait, and the TCP, UDP and (feature
+//! `tls`) TLS sockets a builder sets up when none is given.
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+#[cfg(feature = "http")]
+mod http;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 mod udp;
 
+#[cfg(feature = "http")]
+pub use http::{HttpSocket, HttpSocketBuilder};
 pub use tcp::TcpSocket;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsSocket};
 pub use udp::{DEFAULT_MAX_DATAGRAM, UdpSocket};
 
 /// The transport a [`Builder`](crate::Builder) sets up when no custom [`SendSocket`] is given.

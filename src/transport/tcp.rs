@@ -1,4 +1,5 @@
-//! Carbon over one persistent TCP connection.
+//! Carbon over one persistent TCP connection, and the connect logic the TLS transport shares
+//! ([`Connector`], [`without_blocking`]).
 
 use std::io::{self, Write as _};
 use std::net::TcpStream;
@@ -17,8 +18,7 @@ use crate::transport::{SendSocket, Target, no_address};
 /// while idle is replaced before any line is written to it.
 #[derive(Debug)]
 pub struct TcpSocket {
-    target: Target,
-    timeout: Duration,
+    connector: Connector,
     stream: Option<TcpStream>,
 }
 
@@ -32,15 +32,40 @@ impl TcpSocket {
 
     pub(crate) fn to(target: Target, timeout: Duration) -> Self {
         TcpSocket {
-            target,
-            // The system refuses a zero timeout.
-            timeout: timeout.max(Duration::from_millis(1)),
+            connector: Connector::new(target, timeout),
             stream: None,
         }
     }
+}
 
-    fn open(&self) -> io::Result<TcpStream> {
-        let deadline = later(Instant::now(), self.timeout);
+/// How a connection to Carbon is opened, for every stream transport (TCP, and TLS over it):
+/// the host resolved again at every connection, each of its addresses tried in turn, all
+/// within one deadline; `TCP_NODELAY`; a write timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    /// Where connections go.
+    pub(crate) target: Target,
+    /// Bounds a whole connection attempt and each write; at least 1 ms.
+    pub(crate) timeout: Duration,
+}
+
+impl Connector {
+    pub(crate) fn new(target: Target, timeout: Duration) -> Self {
+        Connector {
+            target,
+            // The system refuses a zero timeout.
+            timeout: timeout.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// The deadline of a connection attempt starting now.
+    pub(crate) fn deadline(&self) -> Instant {
+        later(Instant::now(), self.timeout)
+    }
+
+    /// Opens a TCP connection to the first address of the target that answers before
+    /// `deadline`, resolving the host now.
+    pub(crate) fn open(&self, deadline: Instant) -> io::Result<TcpStream> {
         let mut last_error = None;
         for addr in self.target.resolve()? {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -63,18 +88,30 @@ impl TcpSocket {
     }
 }
 
+/// Runs `probe` on `stream` in non-blocking mode, then puts the stream back in blocking mode:
+/// a look at what the peer sent (or whether it closed) that never waits. An error setting
+/// either mode is returned as the probe's.
+pub(crate) fn without_blocking<T>(
+    stream: &TcpStream,
+    probe: impl FnOnce(&TcpStream) -> io::Result<T>,
+) -> io::Result<T> {
+    stream.set_nonblocking(true)?;
+    let result = probe(stream);
+    let restored = stream.set_nonblocking(false);
+    let value = result?;
+    restored.map(|()| value)
+}
+
 /// True while the peer has not closed the connection. Carbon never writes on this port, so a
 /// readable socket means end of stream or an error.
 fn is_open(stream: &TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let open = match stream.peek(&mut [0u8; 1]) {
-        Ok(0) => false,
-        Ok(_) => true,
-        Err(err) => err.kind() == io::ErrorKind::WouldBlock,
-    };
-    stream.set_nonblocking(false).is_ok() && open
+    let peeked = without_blocking(stream, |stream| match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(true),
+        Err(err) => Err(err),
+    });
+    peeked.unwrap_or(false)
 }
 
 impl SendSocket for TcpSocket {
@@ -90,7 +127,7 @@ impl SendSocket for TcpSocket {
             return Ok(false);
         }
         self.stream = None;
-        self.stream = Some(self.open()?);
+        self.stream = Some(self.connector.open(self.connector.deadline())?);
         Ok(true)
     }
 

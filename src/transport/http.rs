@@ -1,0 +1,1058 @@
+//! The HTTP sink (feature `http`): each frame of plaintext lines is POSTed to a URL, as
+//! Hosted Graphite's (MetricFire's) `/api/v1/sink` takes them, over ureq (rustls for https).
+
+use std::fmt;
+use std::io::{self, Write as _};
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use ureq::Agent;
+use ureq::http::{Response, StatusCode, Uri};
+
+use crate::error::Error;
+use crate::report::report;
+use crate::transport::SendSocket;
+
+/// How long one POST may take, answer included, unless set with the builder's `timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A longer timeout is taken as "practically forever": ureq adds it to the current time,
+/// which must not overflow.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The most of an answer's body read (for its reason, or to reuse the connection).
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// The most characters of a server's reason kept in an error message.
+const MAX_REASON: usize = 300;
+
+/// The body's type. Not a form (`application/x-www-form-urlencoded`, what `curl --data`
+/// sends): a server reading a form would decode `%XX` and `+` in the lines, which mangles
+/// the names that [`NameEncoder::Escape`](crate::NameEncoder::Escape) writes. UTF-8, as
+/// [`NameEncoder::Compatible`](crate::NameEncoder::Compatible) keeps non-ASCII letters.
+const CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// Shown instead of a secret.
+const HIDDEN: &str = "<hidden>";
+
+/// Carbon's plaintext lines, POSTed over HTTP(S): Hosted Graphite's (MetricFire's) HTTP API,
+/// or any sink that takes lines in a request body. A [`SendSocket`]: give it to
+/// [`Builder::socket`](crate::Builder::socket). Built by [`HttpSocket::builder`]; the
+/// feature `http` adds it.
+///
+/// ```no_run
+/// use graphyte::{HttpSocket, Sender};
+///
+/// let key = std::env::var("HOSTEDGRAPHITE_APIKEY").expect("an API key");
+/// let sender = Sender::builder("unused") // host and port are unused with a socket of one's own
+///     .socket(HttpSocket::builder(HttpSocket::HOSTED_GRAPHITE).api_key(&key).build()?)
+///     .build()?;
+/// sender.send("requests.ok", 42);
+/// sender.flush()?;
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+///
+/// # Options
+///
+/// Set on the builder [`HttpSocket::builder`] returns, then `build()`:
+///
+/// | Call | Default | What it does |
+/// |---|---|---|
+/// | `.api_key(key)` | none | Hosted Graphite's key: the basic-auth user, with an empty password |
+/// | `.basic_auth(user, password)` | none | basic auth for other sinks (Grafana Cloud: instance ID and token) |
+/// | `.header(name, value)` | none | a header on every POST (`Authorization: Bearer ...`); its value is never shown |
+/// | `.timeout(d)` | 10 s | bounds one POST, from connecting to reading the answer |
+/// | `.gzip(bool)` | off | `Content-Encoding: gzip` bodies, turned off if the server refuses them |
+///
+/// `build()` returns [`Error::Config`] for a URL that is not `http` or `https` with a host,
+/// an empty key, an invalid header, or a zero timeout.
+///
+/// # Batches
+///
+/// One frame is one POST, its body the frame's lines exactly (`name value timestamp\n`
+/// each). A frame holds at most the sender's
+/// [`batch_size`](crate::Builder::batch_size) metrics (default 1000) and at most its
+/// [`max_frame`](crate::Builder::max_frame) bytes (default 1 MiB): lower these if the server
+/// limits the size of a request (it answers 413). A background sender POSTs what was queued
+/// within an interval together; a synchronous one POSTs every send, and every batch of
+/// [`send_batch`](crate::Sender::send_batch), on its own.
+///
+/// The sender's host, port, transport and `max_datagram` are then unused, and its
+/// [`timeout`](crate::Builder::timeout) bounds only flush and shutdown: a POST is bounded by
+/// this socket's own `.timeout(d)`.
+///
+/// **Plaintext only.** A sink takes lines, and a pickle frame is not lines: with
+/// [`Protocol::Pickle`](crate::Protocol::Pickle) every frame is refused for good (an error of
+/// kind [`InvalidInput`](io::ErrorKind::InvalidInput), counted in
+/// [`Stats::failed`](crate::Stats::failed) and logged). The socket cannot ask the sender its
+/// protocol, so this is found at the first batch, not when building: leave the protocol at
+/// its default.
+///
+/// # What an answer means
+///
+/// Each POST ends in one of the three outcomes of a [`SendSocket`] write:
+///
+/// | Answer | Outcome | Error kind |
+/// |---|---|---|
+/// | 2xx (Hosted Graphite: 202 Accepted) | sent | — |
+/// | 3xx (not followed: the body is not POSTed again elsewhere) | refused for good: the URL is wrong | `InvalidData` |
+/// | 408 Request Timeout | failed for now, kept while it lasts | `TimedOut` |
+/// | 429 Too Many Requests | failed for now, kept while it lasts | `WouldBlock` |
+/// | 415 to a gzip body, or a 400 whose reason names the encoding | gzip off from then on; the same lines POSTed again at once, uncompressed, and that answer counts | — |
+/// | any other 4xx: 400 (with Hosted Graphite's reason), 401/403 (a bad key), 404, 413, … | refused for good: dropped, counted as failed, the next frames go on | `InvalidData` |
+/// | 502 Bad Gateway, 503 Service Unavailable | failed for now, kept while it lasts | `WouldBlock` |
+/// | 504 Gateway Timeout | failed for now, kept while it lasts | `TimedOut` |
+/// | 500 and any other 5xx | failed for now: retried, but a frame that fails 5 times in a row is given up | `Other` |
+/// | no connection, a refused connection, a host that does not resolve | failed for now, kept while it lasts | `ConnectionRefused`, `NotFound`, … |
+/// | no answer within the timeout | failed for now, kept while it lasts | `TimedOut` |
+/// | a broken connection, a malformed answer, a TLS error | failed for now: retried, given up after 5 in a row | the error's own (never `InvalidInput` or `InvalidData`) |
+///
+/// A refusal is of the whole POST: its frame's metrics are all counted as failed, whatever
+/// the server may have kept of them, where Carbon over TCP would skip only a bad line. Hosted
+/// Graphite's name rules leave out `;`, so Graphite's tags may be refused there.
+///
+/// "Failed for now" means what it means for TCP: the lines are kept and POSTed again after
+/// the sender's backoff (100 ms doubling to 5 s by default), counted in
+/// [`Stats::errors`](crate::Stats::errors) each time. 429 is retried rather than refused:
+/// the server asks to slow down, not to drop the lines, and the backoff does slow down
+/// (`Retry-After` is not read). "Kept while it lasts" means the error says the server is
+/// unreachable, overloaded or slow, so a long outage keeps the lines however long it lasts
+/// (newer metrics queue up to the sender's capacity behind them), as a TCP outage does;
+/// other errors could come from the lines themselves, so after 5 such failures in a row the
+/// frame is given up and counted as failed, and one poisoned frame cannot stall the stream.
+/// In synchronous mode, as over TCP, nothing retries: a failed POST's error goes back to the
+/// caller, its metrics are counted as failed, and sends during the backoff that follows fail
+/// at once without a request.
+///
+/// An error's message holds the URL (without credentials or query), the status and the
+/// server's reason, on one line and at most 300 characters. It never holds the API key, the
+/// password or a header's value: they are cut out of the reason too, should the server echo
+/// them.
+///
+/// # gzip
+///
+/// With `.gzip(true)`, bodies are compressed and sent with `Content-Encoding: gzip`. It is
+/// off by default: a server that does not decode it would
+/// read compressed bytes as lines, and store nothing. When the server answers 415
+/// Unsupported Media Type to a compressed body (or a 400 whose reason says `gzip`,
+/// `Content-Encoding` or `compress`), the socket turns gzip off for good, logs a warning once, and
+/// POSTs the same lines again uncompressed at once.
+///
+/// # Connections
+///
+/// One ureq agent for the socket's life: connections are kept alive and reused, the host
+/// resolved again for each new one. Redirects are not followed. A proxy named by the
+/// environment (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) is used as ureq uses it. The
+/// sender's `reconnects` counter stays at 0 with this socket (it cannot tell when ureq opens
+/// a new connection).
+///
+/// # Logs and secrets
+///
+/// graphyte's log lines and this socket's errors and `Debug` never hold the key, the
+/// password or a header's value. ureq logs requests at `debug` level with only the headers
+/// it knows to be harmless; at `trace` level (targets `ureq` and `ureq_proto`) it dumps
+/// every byte on the wire unredacted, the `Authorization` header included: never turn
+/// `trace` on for those targets where the logs are kept.
+pub struct HttpSocket {
+    url: String,
+    agent: Agent,
+    auth: Auth,
+    /// The `Authorization` header's value, if any.
+    authorization: Option<String>,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    gzip: bool,
+    /// The compressed body, reused from one POST to the next.
+    compressed: Vec<u8>,
+}
+
+/// The credentials: the API key, or a user and a password.
+#[derive(Clone, Default)]
+enum Auth {
+    #[default]
+    None,
+    /// Hosted Graphite's: the key as the basic-auth user, an empty password.
+    ApiKey(String),
+    Basic {
+        user: String,
+        password: String,
+    },
+}
+
+impl Auth {
+    /// The `Authorization` header for these credentials.
+    fn header(&self) -> Option<String> {
+        let userinfo = match self {
+            Auth::None => return None,
+            Auth::ApiKey(key) => format!("{key}:"),
+            Auth::Basic { user, password } => format!("{user}:{password}"),
+        };
+        Some(format!("Basic {}", base64(userinfo.as_bytes())))
+    }
+
+    /// The secrets to cut out of anything shown.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Auth::None => Vec::new(),
+            Auth::ApiKey(key) => vec![key],
+            Auth::Basic { password, .. } => vec![password],
+        }
+    }
+}
+
+impl fmt::Debug for Auth {
+    /// Whether a key is set, and the user of basic auth; never the key or the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::ApiKey(_) => write!(f, "ApiKey({HIDDEN})"),
+            Auth::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &format_args!("{HIDDEN}"))
+                .finish(),
+        }
+    }
+}
+
+/// Headers shown by name only: their values may be secrets (a bearer token).
+struct HeaderNames<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| format!("{name}: {HIDDEN}")))
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpSocket {
+    /// The URL (without credentials or query), whether credentials are set, and the headers'
+    /// names; never the key, the password or a header's value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSocket")
+            .field("url", &shown_url(&self.url))
+            .field("auth", &self.auth)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach an HTTP sink: see [`HttpSocket::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use graphyte::HttpSocket;
+///
+/// let socket = HttpSocket::builder("https://www.hostedgraphite.com/api/v1/sink")
+///     .api_key(&std::env::var("HOSTEDGRAPHITE_APIKEY").unwrap_or_default())
+///     .timeout(Duration::from_secs(5))
+///     .gzip(true)
+///     .build()?;
+/// # Ok::<(), graphyte::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct HttpSocketBuilder {
+    url: String,
+    auth: Auth,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    gzip: bool,
+}
+
+impl fmt::Debug for HttpSocketBuilder {
+    /// The URL (without credentials or query), whether credentials are set, and the headers'
+    /// names; never the key, the password or a header's value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSocketBuilder")
+            .field("url", &shown_url(&self.url))
+            .field("auth", &self.auth)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
+}
+
+impl HttpSocket {
+    /// Hosted Graphite's (MetricFire's) HTTP sink:
+    /// `https://www.hostedgraphite.com/api/v1/sink`. It answers 202 Accepted to lines it
+    /// takes, and 400 with a reason to lines it does not. Metric names go without the API key
+    /// in front (unlike over TCP or UDP): the key goes in `.api_key(key)`.
+    pub const HOSTED_GRAPHITE: &'static str = "https://www.hostedgraphite.com/api/v1/sink";
+
+    /// A socket that POSTs to `url` (`http` or `https`, with the sink's path), to be set up
+    /// and built: see the methods of the builder it returns. Nothing is checked or connected
+    /// until `build` and the first batch.
+    ///
+    /// Credentials in the URL (`https://KEY@www.hostedgraphite.com/api/v1/sink`, as Hosted
+    /// Graphite's curl examples write it) are taken out of it and sent as basic auth: the user
+    /// alone as an API key, `user:password` as `.basic_auth(user, password)`. An explicit
+    /// `.api_key` or `.basic_auth` overrides them.
+    ///
+    /// ```no_run
+    /// use graphyte::{HttpSocket, Sender};
+    ///
+    /// // Grafana Cloud's Graphite endpoint: an instance ID and a token.
+    /// let socket = HttpSocket::builder("https://graphite-prod-01-eu-west-0.grafana.net/graphite/metrics")
+    ///     .basic_auth("123456", &std::env::var("GRAFANA_TOKEN").unwrap_or_default())
+    ///     .build()?;
+    /// let sender = Sender::builder("unused").socket(socket).build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn builder(url: impl Into<String>) -> HttpSocketBuilder {
+        HttpSocketBuilder {
+            url: url.into(),
+            auth: Auth::None,
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            gzip: false,
+        }
+    }
+
+    /// The URL POSTed to, without credentials.
+    ///
+    /// ```
+    /// let socket = graphyte::HttpSocket::builder("https://KEY@sink.example.com/api/v1/sink").build()?;
+    /// assert_eq!(socket.url(), "https://sink.example.com/api/v1/sink");
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether bodies are compressed: set by the builder's `.gzip(true)`, turned off for
+    /// good when the server refuses a compressed body.
+    ///
+    /// ```
+    /// let socket = graphyte::HttpSocket::builder("http://localhost:8080/sink").gzip(true).build()?;
+    /// assert!(socket.gzip());
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    #[must_use]
+    pub fn gzip(&self) -> bool {
+        self.gzip
+    }
+}
+
+impl HttpSocketBuilder {
+    /// Hosted Graphite's API key: sent as the basic-auth user, with an empty password, on
+    /// every POST. Never shown by `Debug`, an error or a log line.
+    ///
+    /// ```no_run
+    /// let socket = graphyte::HttpSocket::builder(graphyte::HttpSocket::HOSTED_GRAPHITE)
+    ///     .api_key(&std::env::var("HOSTEDGRAPHITE_APIKEY").expect("an API key"))
+    ///     .build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn api_key(mut self, key: &str) -> HttpSocketBuilder {
+        self.auth = Auth::ApiKey(key.to_owned());
+        self
+    }
+
+    /// HTTP basic authentication with a user and a password, for other sinks (Grafana
+    /// Cloud's Graphite endpoint takes an instance ID and a token). Replaces an
+    /// `.api_key(key)`. The password is never shown by `Debug`, an
+    /// error or a log line; the user is.
+    ///
+    /// ```
+    /// let socket = graphyte::HttpSocket::builder("https://sink.example.com/metrics")
+    ///     .basic_auth("123456", "glc_token")
+    ///     .build()?;
+    /// assert!(!format!("{socket:?}").contains("glc_token"));
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn basic_auth(mut self, user: &str, password: &str) -> HttpSocketBuilder {
+        self.auth = Auth::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        self
+    }
+
+    /// A header sent with every POST, such as `Authorization: Bearer <token>` for a sink
+    /// that takes a token instead of basic auth. Its value is never shown by `Debug`, an
+    /// error or a log line. `Content-Type`, `Content-Encoding` and `Content-Length` are the
+    /// socket's own.
+    ///
+    /// ```
+    /// let socket = graphyte::HttpSocket::builder("https://sink.example.com/metrics")
+    ///     .header("Authorization", "Bearer 123456:glc_token")
+    ///     .build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn header(mut self, name: &str, value: &str) -> HttpSocketBuilder {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// How long one POST may take, from connecting to reading the answer (default 10 s).
+    /// In synchronous mode a send waits up to this long. A huge value is taken as "no
+    /// limit".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = graphyte::HttpSocket::builder("https://sink.example.com/metrics")
+    ///     .timeout(Duration::from_secs(30));
+    /// # let _ = builder;
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> HttpSocketBuilder {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Compresses bodies with gzip (`Content-Encoding: gzip`); off by default. Turn it on
+    /// for a server known to decode it: lines compress to a fifth or less. If the server
+    /// refuses a compressed body (415, or a 400 naming the encoding), the socket turns it off
+    /// and sends uncompressed from then on (see [`HttpSocket`]).
+    ///
+    /// ```
+    /// let builder = graphyte::HttpSocket::builder("https://sink.example.com/metrics").gzip(true);
+    /// # let _ = builder;
+    /// ```
+    pub fn gzip(mut self, gzip: bool) -> HttpSocketBuilder {
+        self.gzip = gzip;
+        self
+    }
+
+    /// The socket, ready to give to [`Builder::socket`](crate::Builder::socket). Nothing is
+    /// connected until the first batch.
+    ///
+    /// ```
+    /// let err = graphyte::HttpSocket::builder("carbon.example.com:2003").build().unwrap_err();
+    /// assert!(matches!(err, graphyte::Error::Config(_)));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the URL is not an `http` or `https` URL with a host (or has a
+    /// `#fragment`), the API key is empty, a header is not a valid HTTP header or is one of
+    /// the socket's own (`Content-Type`, `Content-Encoding`, `Content-Length`), an
+    /// `Authorization` header is given along with an API key or basic auth, or the timeout
+    /// is zero.
+    pub fn build(self) -> Result<HttpSocket, Error> {
+        let (url, url_auth) = sink_url(&self.url)?;
+        let auth = match self.auth {
+            Auth::None => url_auth,
+            auth => auth,
+        };
+        if matches!(&auth, Auth::ApiKey(key) if key.is_empty()) {
+            return Err(Error::Config("HTTP sink: the API key is empty"));
+        }
+        for (name, value) in &self.headers {
+            let valid = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && ureq::http::HeaderValue::from_str(value).is_ok();
+            if !valid {
+                return Err(Error::Config(
+                    "HTTP sink: a header is not a valid HTTP header name and value",
+                ));
+            }
+            let own = ["content-type", "content-encoding", "content-length"];
+            if own.iter().any(|own| name.eq_ignore_ascii_case(own)) {
+                return Err(Error::Config(
+                    "HTTP sink: Content-Type, Content-Encoding and Content-Length are set by \
+                     the socket, not by a header",
+                ));
+            }
+            if name.eq_ignore_ascii_case("authorization") && !matches!(auth, Auth::None) {
+                return Err(Error::Config(
+                    "HTTP sink: an Authorization header along with an API key or basic auth; \
+                     use one",
+                ));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::Config("HTTP sink: a zero timeout"));
+        }
+        let agent: Agent = Agent::config_builder()
+            .timeout_global(Some(self.timeout.min(LONGEST_TIMEOUT)))
+            .http_status_as_error(false)
+            // A redirected POST would go without its body or its credentials.
+            .max_redirects(0)
+            .user_agent(concat!("graphyte/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(HttpSocket {
+            url,
+            agent,
+            authorization: auth.header(),
+            auth,
+            headers: self.headers,
+            timeout: self.timeout,
+            gzip: self.gzip,
+            compressed: Vec::new(),
+        })
+    }
+}
+
+/// The URL without credentials, and the credentials it held (the user alone is an API key).
+fn sink_url(url: &str) -> Result<(String, Auth), Error> {
+    let uri: Uri = url.parse().map_err(|_| {
+        Error::Config("HTTP sink URL: not a URL (e.g. https://www.hostedgraphite.com/api/v1/sink)")
+    })?;
+    let scheme = uri.scheme_str().unwrap_or_default();
+    if scheme != "http" && scheme != "https" {
+        return Err(Error::Config(
+            "HTTP sink URL: it must start with http:// or https://",
+        ));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(Error::Config("HTTP sink URL: no host"));
+    };
+    if url.contains('#') {
+        return Err(Error::Config(
+            "HTTP sink URL: a URL to POST to takes no #fragment",
+        ));
+    }
+    let (auth, host) = match authority.as_str().rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let auth = match userinfo.split_once(':') {
+                Some((user, password)) => Auth::Basic {
+                    user: percent_decode(user),
+                    password: percent_decode(password),
+                },
+                None => Auth::ApiKey(percent_decode(userinfo)),
+            };
+            (auth, host)
+        }
+        None => (Auth::None, authority.as_str()),
+    };
+    if host.is_empty() || host.starts_with(':') {
+        return Err(Error::Config("HTTP sink URL: no host"));
+    }
+    // After an IPv6 address's brackets, if any: `:port`.
+    let after_address = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+    if let Some((_, port)) = after_address.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(Error::Config(
+            "HTTP sink URL: the port is not a number from 0 to 65535",
+        ));
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((format!("{scheme}://{host}{path}"), auth))
+}
+
+/// A URL as shown by `Debug` and in errors: without credentials (`user:password@`) or a
+/// query (`?token=...`), either of which may be a secret. Textual, so that it works on a URL
+/// that does not parse too.
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority.to_owned(), |(_, host)| format!("{HIDDEN}@{host}"));
+    let path = match path.find(['?', '#']) {
+        Some(at) => format!("{}?{HIDDEN}", &path[..at]),
+        None => path.to_owned(),
+    };
+    let scheme = if url.contains("://") {
+        format!("{scheme}://")
+    } else {
+        String::new()
+    };
+    format!("{scheme}{host}{path}")
+}
+
+/// `%XX` escapes decoded (credentials in a URL are escaped that way); anything else as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[at],
+            bytes.get(at + 1).and_then(|&b| hex(b)),
+            bytes.get(at + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                at += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Standard base64, with padding: HTTP basic authentication's encoding.
+// The same as the render client's; one shared helper would do for both.
+fn base64(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// What the server answered to one POST.
+struct Answer {
+    status: u16,
+    /// The answer's body (its beginning), for a reason.
+    body: Vec<u8>,
+    /// Where a redirect points.
+    location: Option<String>,
+}
+
+impl HttpSocket {
+    /// POSTs `body` and reads the answer; an error when there is none.
+    fn post(&self, body: &[u8], gzip: bool) -> io::Result<Answer> {
+        let mut request = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", CONTENT_TYPE);
+        if gzip {
+            request = request.header("Content-Encoding", "gzip");
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let response = request.send(body).map_err(|err| self.request_error(err))?;
+        Ok(read_answer(response))
+    }
+
+    /// An error without an answer, as an I/O error that never reads as a refusal: the lines
+    /// are not at fault when the server could not be asked.
+    fn request_error(&self, err: ureq::Error) -> io::Error {
+        use io::ErrorKind::*;
+        let kind = match &err {
+            ureq::Error::Io(io) => match io.kind() {
+                // A TLS record or an answer that could not be read: the connection's fault.
+                InvalidInput | InvalidData => Other,
+                kind => kind,
+            },
+            ureq::Error::Timeout(_) => TimedOut,
+            ureq::Error::HostNotFound => NotFound,
+            ureq::Error::ConnectionFailed => NotConnected,
+            _ => Other,
+        };
+        let detail = match err {
+            ureq::Error::Timeout(_) => format!("no answer within {:?}", self.timeout),
+            ureq::Error::HostNotFound => "the host name does not resolve".to_owned(),
+            err => err.to_string(),
+        };
+        io::Error::new(
+            kind,
+            format!(
+                "HTTP sink {}: {}",
+                shown_url(&self.url),
+                self.redact(&detail)
+            ),
+        )
+    }
+
+    /// What an answer means: `Ok` for 2xx, else an error whose kind says refused for good or
+    /// failed for now (see [`HttpSocket`]).
+    fn outcome(&self, answer: &Answer) -> io::Result<()> {
+        use io::ErrorKind::*;
+        let status = answer.status;
+        let kind = match status {
+            200..=299 => return Ok(()),
+            408 | 504 => TimedOut,
+            429 | 502 | 503 => WouldBlock,
+            300..=499 => InvalidData,
+            _ => Other,
+        };
+        let hint = match status {
+            300..=399 => match &answer.location {
+                Some(location) => {
+                    format!(" (redirected to {}: use that URL)", self.redact(location))
+                }
+                None => " (a redirect, not followed: check the URL)".to_owned(),
+            },
+            401 | 403 => " (check the API key or credentials)".to_owned(),
+            404 => " (check the URL)".to_owned(),
+            413 => " (lower the sender's max_frame or batch_size)".to_owned(),
+            _ => String::new(),
+        };
+        let reason = self.reason(answer);
+        let separator = if reason.is_empty() { "" } else { ": " };
+        Err(io::Error::new(
+            kind,
+            format!(
+                "HTTP sink {} answered {status} {}{hint}{separator}{reason}",
+                shown_url(&self.url),
+                StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|code| code.canonical_reason())
+                    .unwrap_or(""),
+            ),
+        ))
+    }
+
+    /// The server's reason: its answer's text on one line, trimmed, cut to `MAX_REASON`
+    /// characters, with the secrets cut out.
+    fn reason(&self, answer: &Answer) -> String {
+        let text = String::from_utf8_lossy(&answer.body);
+        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = self.redact(&line);
+        match line.char_indices().nth(MAX_REASON) {
+            Some((at, _)) => format!("{}…", &line[..at]),
+            None => line,
+        }
+    }
+
+    /// `text` with every secret (the key, the password, the `Authorization` header, the
+    /// headers' values) replaced by `<hidden>`.
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        let secrets = self
+            .auth
+            .secrets()
+            .into_iter()
+            // The credentials in base64, with or without `Basic ` in front.
+            .chain(
+                self.authorization
+                    .as_deref()
+                    .map(|a| a.trim_start_matches("Basic ")),
+            )
+            .chain(self.headers.iter().map(|(_, value)| value.as_str()));
+        for secret in secrets {
+            // Too short to be a secret worth hiding, and hiding it would hide everything.
+            if secret.len() >= 4 && text.contains(secret) {
+                text = text.replace(secret, HIDDEN);
+            }
+        }
+        text
+    }
+
+    /// Whether the server refused a compressed body because it was compressed.
+    fn refuses_gzip(&self, answer: &Answer) -> bool {
+        match answer.status {
+            415 => true,
+            400 => {
+                let reason = String::from_utf8_lossy(&answer.body).to_ascii_lowercase();
+                ["gzip", "content-encoding", "compress"]
+                    .iter()
+                    .any(|word| reason.contains(word))
+            }
+            _ => false,
+        }
+    }
+
+    /// `buf` compressed into `self.compressed`.
+    fn compress(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.compressed.clear();
+        let mut encoder = GzEncoder::new(&mut self.compressed, Compression::default());
+        encoder.write_all(buf)?;
+        encoder.finish()?;
+        Ok(())
+    }
+}
+
+/// The status, the beginning of the body, and a redirect's target. The body is read so
+/// that the connection can be reused; an error reading it leaves the reason empty.
+fn read_answer(mut response: Response<ureq::Body>) -> Answer {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .read_to_vec()
+        .unwrap_or_default();
+    Answer {
+        status,
+        body,
+        location,
+    }
+}
+
+impl SendSocket for HttpSocket {
+    /// POSTs the whole of `buf`, one frame of lines; `Ok(buf.len())` when the server
+    /// answers 2xx.
+    ///
+    /// # Errors
+    ///
+    /// Refused for good ([`InvalidData`](io::ErrorKind::InvalidData)): a 3xx or 4xx answer
+    /// (but 408 and 429); [`InvalidInput`](io::ErrorKind::InvalidInput): `buf` is not lines
+    /// (a pickle frame). Failed for now (any other kind): a 5xx, 408 or 429 answer, a
+    /// timeout, a connection that could not be made or broke. See [`HttpSocket`] for the
+    /// whole table.
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Lines end with a newline; a pickle frame ends with its STOP opcode, `.`.
+        if buf.last() != Some(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "HTTP sink {}: takes plaintext lines, and this frame is not lines (pickle \
+                     cannot be POSTed to a sink: leave the protocol at plaintext)",
+                    shown_url(&self.url)
+                ),
+            ));
+        }
+        if self.gzip {
+            self.compress(buf)?;
+            let answer = self.post(&self.compressed, true)?;
+            if !self.refuses_gzip(&answer) {
+                return self.outcome(&answer).map(|()| buf.len());
+            }
+            self.gzip = false;
+            let refusal = self.outcome(&answer).unwrap_err();
+            report!(
+                Warn,
+                "{refusal}; the server does not take gzip bodies: sending uncompressed from now on"
+            );
+        }
+        let answer = self.post(buf, false)?;
+        self.outcome(&answer).map(|()| buf.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_encodes_as_http_basic_auth_does() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_not_http_with_a_host_is_refused() {
+        for url in [
+            "",
+            "www.hostedgraphite.com",
+            "carbon.example.com:2003",
+            "ftp://h/sink",
+            "http://",
+            "http://h:99999/sink",
+            "http://h/sink#part",
+            "https://key@:443/sink",
+        ] {
+            let result = HttpSocket::builder(url).build();
+            assert!(matches!(result, Err(Error::Config(_))), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn the_url_keeps_its_path_and_query_and_loses_its_credentials() {
+        let cases = [
+            ("http://h:8080", "http://h:8080/"),
+            ("https://h/api/v1/sink", "https://h/api/v1/sink"),
+            ("https://k3y@h/api/v1/sink", "https://h/api/v1/sink"),
+            ("https://u:p@h/sink?x=1", "https://h/sink?x=1"),
+            ("http://[::1]:8080/sink", "http://[::1]:8080/sink"),
+        ];
+        for (given, posted) in cases {
+            assert_eq!(HttpSocket::builder(given).build().unwrap().url(), posted);
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_an_api_key_or_a_user_and_password() {
+        let socket = HttpSocket::builder("https://my%2Bkey@h/sink")
+            .build()
+            .unwrap();
+        assert_eq!(
+            socket.authorization.as_deref(),
+            Some(format!("Basic {}", base64(b"my+key:")).as_str())
+        );
+        let socket = HttpSocket::builder("https://u:p%40ss@h/sink")
+            .build()
+            .unwrap();
+        assert_eq!(
+            socket.authorization.as_deref(),
+            Some(format!("Basic {}", base64(b"u:p@ss")).as_str())
+        );
+        let socket = HttpSocket::builder("https://old@h/sink")
+            .api_key("new")
+            .build()
+            .unwrap();
+        assert_eq!(
+            socket.authorization.as_deref(),
+            Some(format!("Basic {}", base64(b"new:")).as_str())
+        );
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_when_building() {
+        let sink = || HttpSocket::builder("https://h/sink");
+        let refused = [
+            sink().api_key(""),
+            sink().timeout(Duration::ZERO),
+            sink().header("bad name", "x"),
+            sink().header("X-Ok", "bad\nvalue"),
+            sink().header("content-encoding", "br"),
+            sink().header("Content-Type", "application/json"),
+            sink().api_key("k3y").header("Authorization", "Bearer t"),
+            sink()
+                .basic_auth("u", "p")
+                .header("authorization", "Bearer t"),
+        ];
+        for builder in refused {
+            let shown = format!("{builder:?}");
+            assert!(matches!(builder.build(), Err(Error::Config(_))), "{shown}");
+        }
+        assert!(sink().header("Authorization", "Bearer t").build().is_ok());
+        assert!(sink().timeout(Duration::MAX).build().is_ok());
+    }
+
+    #[test]
+    fn debug_shows_the_url_and_that_a_key_is_set_but_no_secret() {
+        let secrets = ["s3cret-key", "pa55word", "t0ken-value", "qu3ry-token"];
+        let builders = [
+            HttpSocket::builder("https://h/sink").api_key("s3cret-key"),
+            HttpSocket::builder("https://s3cret-key@h/sink"),
+            HttpSocket::builder("https://user:pa55word@h/sink"),
+            HttpSocket::builder("https://h/sink")
+                .basic_auth("user", "pa55word")
+                .header("X-Token", "t0ken-value"),
+            HttpSocket::builder("https://h/sink?token=qu3ry-token"),
+            HttpSocket::builder("not a url s3cret-key@h/sink?t0ken-value"),
+        ];
+        for builder in builders {
+            let mut shown = vec![format!("{builder:?}"), format!("{builder:#?}")];
+            if let Ok(socket) = builder.build() {
+                shown.push(format!("{socket:?}"));
+                shown.push(format!("{socket:#?}"));
+            }
+            for text in shown {
+                for secret in secrets {
+                    assert!(!text.contains(secret), "{secret} in {text}");
+                }
+                assert!(text.contains("h/sink"), "{text}");
+            }
+        }
+        let socket = HttpSocket::builder("https://h/sink")
+            .api_key("s3cret-key")
+            .build()
+            .unwrap();
+        assert!(format!("{socket:?}").contains("ApiKey(<hidden>)"));
+    }
+
+    #[test]
+    fn a_reason_is_one_trimmed_line_cut_short_without_secrets() {
+        let socket = HttpSocket::builder("https://h/sink")
+            .api_key("s3cret-key")
+            .build()
+            .unwrap();
+        let answer = |body: &str| Answer {
+            status: 400,
+            body: body.as_bytes().to_vec(),
+            location: None,
+        };
+        assert_eq!(
+            socket.reason(&answer("  invalid line:\n  'a b'\r\n")),
+            "invalid line: 'a b'"
+        );
+        assert_eq!(
+            socket.reason(&answer("unknown key s3cret-key")),
+            "unknown key <hidden>"
+        );
+        // base64("s3cret-key:"), as a server might echo the header.
+        assert_eq!(
+            socket.reason(&answer("bad credentials czNjcmV0LWtleTo=")),
+            "bad credentials <hidden>"
+        );
+        let long = socket.reason(&answer(&"é".repeat(1000)));
+        assert_eq!(long.chars().count(), MAX_REASON + 1);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn each_status_has_its_outcome() {
+        use io::ErrorKind::*;
+        let socket = HttpSocket::builder("https://h/sink").build().unwrap();
+        let kind = |status: u16| {
+            let answer = Answer {
+                status,
+                body: Vec::new(),
+                location: None,
+            };
+            socket.outcome(&answer).err().map(|err| err.kind())
+        };
+        assert_eq!(kind(200), None);
+        assert_eq!(kind(202), None);
+        for refused in [301, 307, 400, 401, 403, 404, 413, 415, 422] {
+            assert_eq!(kind(refused), Some(InvalidData), "{refused}");
+        }
+        for (status, outage) in [(408, TimedOut), (429, WouldBlock), (502, WouldBlock)] {
+            assert_eq!(kind(status), Some(outage), "{status}");
+        }
+        assert_eq!(kind(503), Some(WouldBlock));
+        assert_eq!(kind(504), Some(TimedOut));
+        assert_eq!(kind(500), Some(Other));
+        assert_eq!(kind(507), Some(Other));
+    }
+
+    #[test]
+    fn a_415_or_a_400_naming_the_encoding_refuses_gzip_and_other_answers_do_not() {
+        let socket = HttpSocket::builder("https://h/sink").build().unwrap();
+        let refuses = |status: u16, body: &str| {
+            socket.refuses_gzip(&Answer {
+                status,
+                body: body.as_bytes().to_vec(),
+                location: None,
+            })
+        };
+        assert!(refuses(415, ""));
+        assert!(refuses(400, "Unsupported Content-Encoding"));
+        assert!(refuses(400, "cannot read GZIP bodies"));
+        assert!(!refuses(400, "invalid metric line 'a b'"));
+        assert!(!refuses(401, "gzip"));
+        assert!(!refuses(503, "content-encoding"));
+    }
+
+    #[test]
+    fn a_frame_that_is_not_lines_is_refused_for_good_without_a_request() {
+        // Port 9 (discard) on loopback: nothing is asked of it, the frame is refused first.
+        let mut socket = HttpSocket::builder("http://127.0.0.1:9/sink")
+            .build()
+            .unwrap();
+        let pickle_frame = b"\x00\x00\x00\x05\x80\x02]q\x00.";
+        let err = socket.send(pickle_frame).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("plaintext"), "{err}");
+    }
+
+    #[test]
+    fn shown_urls_hide_credentials_and_queries() {
+        assert_eq!(
+            shown_url("https://k@h/s?t=1"),
+            "https://<hidden>@h/s?<hidden>"
+        );
+        assert_eq!(shown_url("https://h:1/s"), "https://h:1/s");
+        assert_eq!(shown_url("k@h"), "<hidden>@h");
+    }
+}
