@@ -54,6 +54,9 @@ mod transport;
 #[cfg(feature = "render")]
 pub mod render;
 
+#[cfg(feature = "metrics")]
+pub mod exporter;
+
 pub use builder::{
     Builder, DEFAULT_BATCH_SIZE, DEFAULT_INTERVAL, DEFAULT_PORT, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_TIMEOUT, MAX_QUEUE_CAPACITY,
