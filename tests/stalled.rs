@@ -40,13 +40,15 @@ fn a_stalled_server_neither_blocks_sends_nor_grows_memory_and_shutdown_keeps_its
     times.sort();
     let (median, p999, worst) = (times[50_000], times[99_900], times[99_999]);
     eprintln!("send against a stalled server: median {median:?}, 99.9% {p999:?}, worst {worst:?}");
-    // Blocking on the network would take the write timeout (2 s): far above both bounds. The
-    // single worst call can still be a preemption by the scheduler, hence its looser bound.
+    // Blocking on the network would take the write timeout (2 s) for every send after the
+    // queue filled: far above both bounds. A single call can still be preempted by the
+    // scheduler for tens of milliseconds on a loaded machine (60 ms was seen), hence bounds
+    // that only prove "does not block".
     assert!(
-        p999 < Duration::from_millis(1),
+        p999 < Duration::from_millis(20),
         "99.9% of sends under {p999:?}"
     );
-    assert!(worst < Duration::from_millis(50), "a send took {worst:?}");
+    assert!(worst < Duration::from_secs(1), "a send took {worst:?}");
     let stats = sender.stats();
     assert!(stats.dropped > 0, "{stats:?}");
     // What is held in memory: the queue and the worker's batch, nothing more.
