@@ -160,6 +160,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// `median (min–max)` of `values`.
+fn spread(values: &[f64]) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.2} ({min:.2}–{max:.2})", median(values.to_vec()))
+}
+
 /// The side-by-side table: the median of `runs` runs of `per_run` updates each, the two
 /// recorders taking turns.
 fn ratios(subjects: &[Subject], runs: usize, per_run: u64) {
@@ -172,13 +179,17 @@ fn ratios(subjects: &[Subject], runs: usize, per_run: u64) {
          taking turns, same process)"
     );
     println!(
-        "{:<34} {:>9} {:>11} {:>21}",
+        "{:<34} {:>22} {:>22} {:>22}",
         "", "graphyte", "prometheus", "graphyte/prometheus"
     );
-    let row = |name: &str, ours: f64, theirs: f64| {
+    // Medians, with the spread over the runs; the ratio's spread is over each run's pair.
+    let row = |name: &str, ours: Vec<f64>, theirs: Vec<f64>| {
+        let each: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
         println!(
-            "{name:<34} {ours:>9.2} {theirs:>11.2} {:>21.2}",
-            ours / theirs
+            "{name:<34} {:>22} {:>22} {:>22}",
+            spread(&ours),
+            spread(&theirs),
+            spread(&each)
         );
     };
     for (name, update) in UPDATES {
@@ -188,7 +199,7 @@ fn ratios(subjects: &[Subject], runs: usize, per_run: u64) {
             ours.push(ns(graphyte));
             theirs.push(ns(prometheus));
         }
-        row(name, median(ours), median(theirs));
+        row(name, ours, theirs);
     }
     let threads = thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -202,8 +213,8 @@ fn ratios(subjects: &[Subject], runs: usize, per_run: u64) {
     }
     row(
         &format!("histogram.record(x), {threads} threads"),
-        median(ours),
-        median(theirs),
+        ours,
+        theirs,
     );
 }
 
