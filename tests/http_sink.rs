@@ -4,10 +4,12 @@
 
 mod support;
 
-use std::io::{self, Read as _};
-use std::sync::Mutex;
+use std::io::{self, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use graphyte::{Error, HttpSocket, Metric, Name, Protocol, Sender};
 use support::http::{Answer, HttpStub, Request, answer};
@@ -193,20 +195,261 @@ fn a_429_is_retried_like_a_503() {
     a_transient_answer_is_retried_and_the_lines_delivered_once(429);
 }
 
-#[test]
-fn a_500_on_every_attempt_is_given_up_after_five_attempts() {
-    let stub = HttpStub::start(|_| answer(500, "text/plain", b"internal error"));
+/// A background sender's batch that fails `failures` times in a row (each time as `fail`
+/// answers), more than the 5 failures after which a batch failing for its own sake is given
+/// up, then is answered 202: the lines are kept through the outage and delivered once.
+fn an_outage_keeps_the_batch_until_it_is_delivered(
+    failures: usize,
+    fail: impl Fn() -> Answer + Send + Sync + 'static,
+) {
+    let answered = AtomicUsize::new(0);
+    let stub = HttpStub::start(move |_| {
+        if answered.fetch_add(1, Ordering::SeqCst) < failures {
+            fail()
+        } else {
+            accepted()
+        }
+    });
     let sender = background(HttpSocket::builder(sink_url(&stub)).build().unwrap());
-    sender.send_at("poison.batch", 1, TS);
+    sender.send_at("kept.through.outage", 1, TS);
     let _ = sender.flush();
-    assert!(
-        wait_until(WAIT, || sender.stats().failed == 1),
-        "{:?}",
-        sender.stats()
-    );
+    let settled = || {
+        let stats = sender.stats();
+        stats.sent == 1 || stats.failed > 0
+    };
+    assert!(wait_until(WAIT, settled), "{:?}", sender.stats());
     let stats = sender.stats();
-    assert_eq!((stats.sent, stats.errors), (0, 5), "{stats:?}");
-    assert_eq!(stub.requests().len(), 5);
+    assert_eq!(
+        (stats.sent, stats.failed, stats.errors),
+        (1, 0, failures as u64),
+        "{stats:?}"
+    );
+    let requests = stub.requests();
+    assert_eq!(requests.len(), failures + 1, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|request| body_of(request) == "kept.through.outage 1 1700000000\n")
+    );
+}
+
+#[test]
+fn a_500_seven_times_in_a_row_keeps_the_batch_and_the_next_202_delivers_it() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || {
+        answer(500, "text/plain", b"internal error")
+    });
+}
+
+#[test]
+fn a_507_seven_times_in_a_row_keeps_the_batch_like_any_5xx() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || {
+        answer(507, "text/plain", b"insufficient storage")
+    });
+}
+
+#[test]
+fn a_connection_closed_before_an_answer_seven_times_keeps_the_batch() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || Answer::Raw(Vec::new()));
+}
+
+#[test]
+fn a_connection_reset_before_an_answer_seven_times_keeps_the_batch() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || {
+        Answer::Stream(Box::new(|stream: &mut TcpStream| {
+            // A zero linger makes the close a reset (RST), not an orderly end of stream.
+            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+        }))
+    });
+}
+
+#[test]
+fn a_truncated_answer_seven_times_keeps_the_batch() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || {
+        Answer::Raw(b"HTTP/1.1 202 Acc".to_vec())
+    });
+}
+
+#[test]
+fn an_answer_that_is_not_http_seven_times_keeps_the_batch() {
+    an_outage_keeps_the_batch_until_it_is_delivered(7, || {
+        Answer::Raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec())
+    });
+}
+
+/// A background sender whose every attempt fails: after more attempts than a batch failing
+/// for its own sake is allowed (5), its lines are still held, neither sent nor failed.
+fn assert_kept_while_failing(sender: &Sender) {
+    let settled = || {
+        let stats = sender.stats();
+        stats.errors >= 8 || stats.failed > 0
+    };
+    assert!(wait_until(WAIT, settled), "{:?}", sender.stats());
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.failed), (0, 0), "{stats:?}");
+    assert!(stats.errors >= 8, "{stats:?}");
+}
+
+/// A loopback server that answers every connection with a plain-HTTP answer at once, before
+/// reading anything: to a TLS client, a handshake that fails. Returns its port and how many
+/// connections it has had.
+fn plain_http_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (port, connections)
+}
+
+#[test]
+fn an_https_url_to_a_server_that_does_not_speak_tls_keeps_the_batch_while_retrying() {
+    let (port, connections) = plain_http_server();
+    let url = format!("https://127.0.0.1:{port}{SINK_PATH}");
+    let sender = background(HttpSocket::builder(url).build().unwrap());
+    sender.send_at("kept.while.tls.fails", 1, TS);
+    let _ = sender.flush();
+    assert_kept_while_failing(&sender);
+    assert!(connections.load(Ordering::SeqCst) >= 8);
+}
+
+/// A loopback TLS server whose certificate (self-signed, for `localhost`) no client trusts.
+/// Returns its port and how many handshakes have failed on it.
+#[cfg(feature = "tls")]
+fn untrusted_tls_server() -> (u16, Arc<AtomicUsize>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let counted = failed.clone();
+    thread::spawn(move || {
+        for mut tcp in listener.incoming().flatten() {
+            let mut tls = rustls::ServerConnection::new(config.clone()).unwrap();
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut tcp).is_err() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    });
+    (port, failed)
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn an_https_url_whose_certificate_is_untrusted_keeps_the_batch_while_retrying() {
+    let (port, failed_handshakes) = untrusted_tls_server();
+    let url = format!("https://localhost:{port}{SINK_PATH}");
+    let sender = background(HttpSocket::builder(url).build().unwrap());
+    sender.send_at("kept.while.untrusted", 1, TS);
+    let _ = sender.flush();
+    assert_kept_while_failing(&sender);
+    let failed = || failed_handshakes.load(Ordering::SeqCst);
+    assert!(wait_until(WAIT, || failed() >= 8), "{}", failed());
+}
+
+#[test]
+fn a_failed_tls_handshake_is_a_not_connected_error_not_a_refusal() {
+    // Without the `tls` feature's test server: a server that answers a TLS client in plain
+    // HTTP fails the handshake the same way (rustls reports both as I/O errors of kind
+    // InvalidData, which must not read as a refusal of the lines).
+    let (port, _) = plain_http_server();
+    let url = format!("https://127.0.0.1:{port}{SINK_PATH}");
+    let sender = synchronous(HttpSocket::builder(url).build().unwrap());
+    let err = io_error(
+        sender
+            .try_send(Metric::new("tls.fails", 1).timestamp(TS))
+            .unwrap_err(),
+    );
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_post_with_timed_out_within_the_timeout() {
+    let stub = HttpStub::start(|_| Answer::Silent);
+    let socket = HttpSocket::builder(sink_url(&stub))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sender = synchronous(socket);
+    let started = Instant::now();
+    let err = io_error(
+        sender
+            .try_send(Metric::new("never.answered", 1).timestamp(TS))
+            .unwrap_err(),
+    );
+    let took = started.elapsed();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    // A generous bound: the POST is cut at 200 ms, far from the default 10 s.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(wait_until(WAIT, || stub.requests().len() == 1));
+}
+
+#[test]
+fn a_server_that_never_answers_keeps_the_batch_while_retrying() {
+    let stub = HttpStub::start(|_| Answer::Silent);
+    let socket = HttpSocket::builder(sink_url(&stub))
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let sender = background(socket);
+    sender.send_at("kept.while.silent", 1, TS);
+    let _ = sender.flush();
+    assert_kept_while_failing(&sender);
+    assert!(wait_until(WAIT, || stub.requests().len() >= 8));
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_its_location_receives_no_request() {
+    let elsewhere = accepting_stub();
+    let location = sink_url(&elsewhere);
+    let stub = HttpStub::start(move |_| {
+        Answer::Raw(
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    });
+    let socket = HttpSocket::builder(sink_url(&stub))
+        .api_key("hg-key-not-for-elsewhere")
+        .build()
+        .unwrap();
+    let sender = synchronous(socket);
+    let err = io_error(
+        sender
+            .try_send(Metric::new("redirected", 1).timestamp(TS))
+            .unwrap_err(),
+    );
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains(&elsewhere.url), "{err}");
+    assert_eq!(stub.requests().len(), 1);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    assert_eq!(sender.stats().failed, 1);
 }
 
 #[test]
@@ -325,6 +568,58 @@ fn a_415_to_a_gzip_body_is_resent_uncompressed_and_later_bodies_stay_uncompresse
     );
 }
 
+/// A stub that answers a gzip body with a 400 whose reason quotes a metric named like
+/// compression (as a reason quoting a refused line does), and a plain body with 202.
+fn stub_refusing_gzip_bodies_with_a_400() -> HttpStub {
+    HttpStub::start(|request| {
+        if request.header("Content-Encoding").is_some() {
+            let reason = b"Invalid metric line 'app.compress.ratio gzip 1700000000'";
+            answer(400, "text/plain", reason)
+        } else {
+            accepted()
+        }
+    })
+}
+
+#[test]
+fn a_400_to_a_gzip_body_is_never_posted_again_whatever_its_reason_names() {
+    let stub = stub_refusing_gzip_bodies_with_a_400();
+    let socket = HttpSocket::builder(sink_url(&stub))
+        .gzip(true)
+        .build()
+        .unwrap();
+    let sender = synchronous(socket);
+    let err = io_error(
+        sender
+            .try_send(Metric::new("app.compress.ratio", 1).timestamp(TS))
+            .unwrap_err(),
+    );
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    let requests = stub.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "a 400 may have stored some lines: {requests:?}"
+    );
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.failed), (0, 1), "{stats:?}");
+}
+
+#[test]
+fn a_400_to_a_gzip_body_leaves_gzip_on() {
+    let stub = stub_refusing_gzip_bodies_with_a_400();
+    let socket = HttpSocket::builder(sink_url(&stub))
+        .gzip(true)
+        .build()
+        .unwrap();
+    let sender = synchronous(socket);
+    let _ = sender.try_send(Metric::new("app.compress.ratio", 1).timestamp(TS));
+    let _ = sender.try_send(Metric::new("next.metric", 2).timestamp(TS));
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[1].header("Content-Encoding"), Some("gzip"));
+}
+
 #[test]
 fn a_closed_port_is_retried_not_dropped() {
     let url = format!("http://127.0.0.1:{}{SINK_PATH}", unused_port());
@@ -430,4 +725,157 @@ fn the_key_appears_in_no_error_debug_output_or_log_line() {
         assert!(!text.contains(KEY), "the key in: {text}");
         assert!(!text.contains(CREDENTIALS), "the credentials in: {text}");
     }
+}
+
+/// What a sender over `builder` lets out about its credentials: the builder's and the
+/// socket's `Debug`, and the error (text and `Debug`) of a POST answered 401 by a server that
+/// echoes everything it was given.
+fn shown_on_a_401(builder: graphyte::HttpSocketBuilder) -> Vec<String> {
+    let mut shown = vec![format!("{builder:?}"), format!("{builder:#?}")];
+    let socket = builder.build().unwrap();
+    shown.push(format!("{socket:?}"));
+    shown.push(format!("{socket:#?}"));
+    let sender = synchronous(socket);
+    let err = sender
+        .try_send(Metric::new("unauthorized", 1).timestamp(TS))
+        .unwrap_err();
+    shown.push(err.to_string());
+    shown.push(format!("{err:?}"));
+    shown
+}
+
+/// A stub answering 401 with a reason that echoes the `Authorization` header and the
+/// credentials it decodes to, as a careless server might.
+fn echoing_401_stub() -> HttpStub {
+    HttpStub::start(|request| {
+        let authorization = request.header("Authorization").unwrap_or_default();
+        let decoded = authorization
+            .strip_prefix("Basic ")
+            .map(base64_decode)
+            .unwrap_or_default();
+        let reason = format!("bad credentials {decoded} (you sent Authorization: {authorization})");
+        answer(401, "text/plain", reason.as_bytes())
+    })
+}
+
+fn base64_decode(text: &str) -> String {
+    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes().filter(|&b| b != b'=') {
+        let digit = DIGITS.iter().position(|&d| d == byte).unwrap() as u32;
+        bits = bits << 6 | digit;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn assert_never_shown(shown: &[String], secrets: &[&str]) {
+    let logs: Vec<String> = RECORDS
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, target, message)| format!("{target}: {message}"))
+        .collect();
+    for text in shown.iter().chain(&logs) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in: {text}");
+        }
+    }
+}
+
+#[test]
+fn a_key_given_as_a_user_with_an_empty_password_is_never_shown() {
+    record_logs();
+    const KEY: &str = "hg-key-as-empty-password-user-51c2";
+    // base64("hg-key-as-empty-password-user-51c2:")
+    const CREDENTIALS: &str = "aGcta2V5LWFzLWVtcHR5LXBhc3N3b3JkLXVzZXItNTFjMjo=";
+    let stub = echoing_401_stub();
+    let in_url = format!("http://{KEY}:@127.0.0.1:{}{SINK_PATH}", stub_port(&stub));
+    let mut shown = shown_on_a_401(HttpSocket::builder(in_url));
+    shown.extend(shown_on_a_401(
+        HttpSocket::builder(sink_url(&stub)).basic_auth(KEY, ""),
+    ));
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        let sent = format!("Basic {CREDENTIALS}");
+        assert_eq!(request.header("Authorization"), Some(sent.as_str()));
+    }
+    assert!(shown.iter().any(|text| text.contains("401")), "{shown:#?}");
+    assert_never_shown(&shown, &[KEY, CREDENTIALS]);
+}
+
+#[test]
+fn a_basic_auth_user_and_password_are_never_shown() {
+    record_logs();
+    const USER: &str = "grafana-instance-user-7d1e";
+    const PASSWORD: &str = "glc-password-9b0f";
+    // base64("grafana-instance-user-7d1e:glc-password-9b0f")
+    const CREDENTIALS: &str = "Z3JhZmFuYS1pbnN0YW5jZS11c2VyLTdkMWU6Z2xjLXBhc3N3b3JkLTliMGY=";
+    let stub = echoing_401_stub();
+    let in_url = format!(
+        "http://{USER}:{PASSWORD}@127.0.0.1:{}{SINK_PATH}",
+        stub_port(&stub)
+    );
+    let mut shown = shown_on_a_401(HttpSocket::builder(in_url));
+    shown.extend(shown_on_a_401(
+        HttpSocket::builder(sink_url(&stub)).basic_auth(USER, PASSWORD),
+    ));
+    assert_eq!(stub.requests().len(), 2);
+    assert!(shown.iter().any(|text| text.contains("401")), "{shown:#?}");
+    assert_never_shown(&shown, &[USER, PASSWORD, CREDENTIALS]);
+}
+
+fn stub_port(stub: &HttpStub) -> u16 {
+    stub.url.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn credentials_over_plain_http_to_a_remote_host_are_warned_about_once_at_build() {
+    record_logs();
+    let builder = HttpSocket::builder("http://sink.example.com/warned-plain-http-remote")
+        .api_key("hg-key-over-plain-http-3e9a");
+    let _socket = builder.build().unwrap();
+    let logged = logs_containing("/warned-plain-http-remote");
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].0, log::Level::Warn);
+    assert!(logged[0].2.contains("https"), "{logged:?}");
+    assert!(!logged[0].2.contains("hg-key-over-plain-http-3e9a"));
+}
+
+#[test]
+fn credentials_over_plain_http_to_loopback_are_not_warned_about() {
+    record_logs();
+    for url in [
+        "http://127.0.0.1:8080/silent-plain-http-loopback-v4",
+        "http://127.3.2.1:8080/silent-plain-http-loopback-v4-range",
+        "http://[::1]:8080/silent-plain-http-loopback-v6",
+        "http://localhost:8080/silent-plain-http-loopback-name",
+        "http://LOCALHOST./silent-plain-http-loopback-name-dot",
+    ] {
+        HttpSocket::builder(url)
+            .api_key("k3y-loopback")
+            .build()
+            .unwrap();
+    }
+    let logged = logs_containing("/silent-plain-http-loopback");
+    assert!(logged.is_empty(), "{logged:?}");
+}
+
+#[test]
+fn credentials_over_https_are_not_warned_about() {
+    record_logs();
+    HttpSocket::builder("https://sink.example.com/silent-https-remote")
+        .api_key("k3y-https")
+        .build()
+        .unwrap();
+    let logged = logs_containing("/silent-https-remote");
+    assert!(logged.is_empty(), "{logged:?}");
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Write as _};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use flate2::Compression;
@@ -59,14 +60,16 @@ const HIDDEN: &str = "<hidden>";
 ///
 /// | Call | Default | What it does |
 /// |---|---|---|
-/// | `.api_key(key)` | none | Hosted Graphite's key: the basic-auth user, with an empty password |
-/// | `.basic_auth(user, password)` | none | basic auth for other sinks (Grafana Cloud: instance ID and token) |
+/// | `.api_key(key)` | none | Hosted Graphite's key: the basic-auth user, with an empty password; never shown |
+/// | `.basic_auth(user, password)` | none | basic auth for other sinks (Grafana Cloud: instance ID and token); neither is shown. An empty password makes the user an API key |
 /// | `.header(name, value)` | none | a header on every POST (`Authorization: Bearer ...`); its value is never shown |
 /// | `.timeout(d)` | 10 s | bounds one POST, from connecting to reading the answer |
 /// | `.gzip(bool)` | off | `Content-Encoding: gzip` bodies, turned off if the server refuses them |
 ///
 /// `build()` returns [`Error::Config`] for a URL that is not `http` or `https` with a host,
-/// an empty key, an invalid header, or a zero timeout.
+/// an empty key, an invalid header, or a zero timeout. It logs a warning, once, when
+/// credentials (a key, basic auth or an `Authorization` header) would go over plain `http`
+/// to a host that is not loopback (see [Logs and secrets](#logs-and-secrets)).
 ///
 /// # Batches
 ///
@@ -96,17 +99,20 @@ const HIDDEN: &str = "<hidden>";
 /// | Answer | Outcome | Error kind |
 /// |---|---|---|
 /// | 2xx (Hosted Graphite: 202 Accepted) | sent | — |
-/// | 3xx (not followed: the body is not POSTed again elsewhere) | refused for good: the URL is wrong | `InvalidData` |
+/// | 3xx (not followed: the body is not POSTed again elsewhere, nothing goes to its `Location`) | refused for good: the URL is wrong | `InvalidData` |
 /// | 408 Request Timeout | failed for now, kept while it lasts | `TimedOut` |
 /// | 429 Too Many Requests | failed for now, kept while it lasts | `WouldBlock` |
-/// | 415 to a gzip body, or a 400 whose reason names the encoding | gzip off from then on; the same lines POSTed again at once, uncompressed, and that answer counts | — |
-/// | any other 4xx: 400 (with Hosted Graphite's reason), 401/403 (a bad key), 404, 413, … | refused for good: dropped, counted as failed, the next frames go on | `InvalidData` |
-/// | 502 Bad Gateway, 503 Service Unavailable | failed for now, kept while it lasts | `WouldBlock` |
+/// | 415 Unsupported Media Type to a gzip body | gzip off from then on; the same lines POSTed again at once, uncompressed, and that answer counts | — |
+/// | any other 4xx: 400 (with Hosted Graphite's reason), 401/403 (a bad key), 404, 413, 415 to a plain body, … | refused for good: dropped, counted as failed, the next frames go on; never POSTed again | `InvalidData` |
 /// | 504 Gateway Timeout | failed for now, kept while it lasts | `TimedOut` |
-/// | 500 and any other 5xx | failed for now: retried, but a frame that fails 5 times in a row is given up | `Other` |
-/// | no connection, a refused connection, a host that does not resolve | failed for now, kept while it lasts | `ConnectionRefused`, `NotFound`, … |
+/// | 500, 502, 503 and every other 5xx (or a status outside 200–599) | failed for now, kept while it lasts | `WouldBlock` |
+/// | a refused connection | failed for now, kept while it lasts | `ConnectionRefused` |
+/// | a host that does not resolve | failed for now, kept while it lasts | `NotFound` |
+/// | an unreachable host or network | failed for now, kept while it lasts | `HostUnreachable`, `NetworkUnreachable` |
 /// | no answer within the timeout | failed for now, kept while it lasts | `TimedOut` |
-/// | a broken connection, a malformed answer, a TLS error | failed for now: retried, given up after 5 in a row | the error's own (never `InvalidInput` or `InvalidData`) |
+/// | a TLS failure (an untrusted certificate, a failed handshake), a connection reset or closed before the answer, a proxy that failed | failed for now, kept while it lasts | `NotConnected` |
+/// | an answer that is not HTTP (malformed, truncated headers) | failed for now, kept while it lasts | `WouldBlock` |
+/// | the client's own errors (a URL or header ureq will not send) | failed for now: retried, given up after 5 in a row | `Other` |
 ///
 /// A refusal is of the whole POST: its frame's metrics are all counted as failed, whatever
 /// the server may have kept of them, where Carbon over TCP would skip only a bad line. Hosted
@@ -117,27 +123,39 @@ const HIDDEN: &str = "<hidden>";
 /// [`Stats::errors`](crate::Stats::errors) each time. 429 is retried rather than refused:
 /// the server asks to slow down, not to drop the lines, and the backoff does slow down
 /// (`Retry-After` is not read). "Kept while it lasts" means the error says the server is
-/// unreachable, overloaded or slow, so a long outage keeps the lines however long it lasts
-/// (newer metrics queue up to the sender's capacity behind them), as a TCP outage does;
-/// other errors could come from the lines themselves, so after 5 such failures in a row the
-/// frame is given up and counted as failed, and one poisoned frame cannot stall the stream.
+/// unreachable, failing or slow (the kinds [`SendSocket`] documents as such), so an HTTP
+/// outage keeps the lines however long it lasts (newer metrics queue up to the sender's
+/// capacity behind them, then are dropped and counted in
+/// [`Stats::dropped`](crate::Stats::dropped)), as a TCP outage does: every answer and
+/// failure that is the server's or the network's is of such a kind. The other side of it: a
+/// frame the server fails on every time (a 500 the lines themselves cause) holds up the
+/// frames behind it until the server is fixed, where a 4xx would have dropped it. Only the
+/// client's own errors count toward giving a frame up after 5 failures in a row.
+///
+/// A POST that fails after its body went out (a timeout, a reset before the answer) may
+/// have been stored all the same: its retry can store the lines twice, as a resent TCP
+/// write can. An answer is never followed by a second POST of the same lines, but for the
+/// 415 above (the server stored nothing it could not decode).
+///
 /// In synchronous mode, as over TCP, nothing retries: a failed POST's error goes back to the
 /// caller, its metrics are counted as failed, and sends during the backoff that follows fail
 /// at once without a request.
 ///
 /// An error's message holds the URL (without credentials or query), the status and the
 /// server's reason, on one line and at most 300 characters. It never holds the API key, the
-/// password or a header's value: they are cut out of the reason too, should the server echo
-/// them.
+/// basic-auth user or password, their base64 (the `Authorization` header's) or a header's
+/// value: they are cut out of the reason and of the transport's error too, should they
+/// echo them.
 ///
 /// # gzip
 ///
 /// With `.gzip(true)`, bodies are compressed and sent with `Content-Encoding: gzip`. It is
-/// off by default: a server that does not decode it would
-/// read compressed bytes as lines, and store nothing. When the server answers 415
-/// Unsupported Media Type to a compressed body (or a 400 whose reason says `gzip`,
-/// `Content-Encoding` or `compress`), the socket turns gzip off for good, logs a warning once, and
-/// POSTs the same lines again uncompressed at once.
+/// off by default: a server that does not decode it would read compressed bytes as lines,
+/// and store nothing. When the server answers 415 Unsupported Media Type to a compressed
+/// body, the socket turns gzip off for good, logs a warning once, and POSTs the same lines
+/// again uncompressed at once. Only a 415 does: a 400 is a refusal of the lines, whatever
+/// its reason says (it may quote a metric such as `app.compress.ratio`), and the server may
+/// have stored some of them, so they are never POSTed again and gzip stays on.
 ///
 /// # Connections
 ///
@@ -150,10 +168,16 @@ const HIDDEN: &str = "<hidden>";
 /// # Logs and secrets
 ///
 /// graphyte's log lines and this socket's errors and `Debug` never hold the key, the
-/// password or a header's value. ureq logs requests at `debug` level with only the headers
-/// it knows to be harmless; at `trace` level (targets `ureq` and `ureq_proto`) it dumps
-/// every byte on the wire unredacted, the `Authorization` header included: never turn
-/// `trace` on for those targets where the logs are kept.
+/// basic-auth user or password, or a header's value; `Debug` shows only which kind of
+/// credentials is set (`ApiKey(<hidden>)`, `Basic(<hidden>)`). ureq logs requests at `debug`
+/// level with only the headers it knows to be harmless; at `trace` level (targets `ureq` and
+/// `ureq_proto`) it dumps every byte on the wire unredacted, the `Authorization` header
+/// included: never turn `trace` on for those targets where the logs are kept.
+///
+/// Over plain `http://` the credentials cross the network as they are (basic auth is
+/// base64, not encryption). `build()` does not refuse it, for a sink on a trusted network,
+/// but logs a warning once when a key, basic auth or an `Authorization` header would go to
+/// a host that is not loopback (`localhost`, `127.0.0.0/8`, `[::1]`). Use `https`.
 pub struct HttpSocket {
     url: String,
     agent: Agent,
@@ -161,6 +185,8 @@ pub struct HttpSocket {
     /// The `Authorization` header's value, if any.
     authorization: Option<String>,
     headers: Vec<(String, String)>,
+    /// What [`HttpSocket::redact`] cuts out: see [`secrets_of`].
+    secrets: Vec<String>,
     timeout: Duration,
     gzip: bool,
     /// The compressed body, reused from one POST to the next.
@@ -174,13 +200,22 @@ enum Auth {
     None,
     /// Hosted Graphite's: the key as the basic-auth user, an empty password.
     ApiKey(String),
-    Basic {
-        user: String,
-        password: String,
-    },
+    /// A user and a non-empty password.
+    Basic { user: String, password: String },
 }
 
 impl Auth {
+    /// Basic auth with `user` and `password`: a user with an empty password is an API key
+    /// (Hosted Graphite's `https://KEY:@host`, or `.basic_auth(key, "")`), kept as secret as
+    /// one.
+    fn basic(user: String, password: String) -> Auth {
+        if password.is_empty() {
+            Auth::ApiKey(user)
+        } else {
+            Auth::Basic { user, password }
+        }
+    }
+
     /// The `Authorization` header for these credentials.
     fn header(&self) -> Option<String> {
         let userinfo = match self {
@@ -191,29 +226,48 @@ impl Auth {
         Some(format!("Basic {}", base64(userinfo.as_bytes())))
     }
 
-    /// The secrets to cut out of anything shown.
-    fn secrets(&self) -> Vec<&str> {
+    /// The credentials' parts, to cut out of anything shown.
+    fn parts(&self) -> Vec<&str> {
         match self {
             Auth::None => Vec::new(),
             Auth::ApiKey(key) => vec![key],
-            Auth::Basic { password, .. } => vec![password],
+            Auth::Basic { user, password } => vec![user, password],
         }
     }
 }
 
 impl fmt::Debug for Auth {
-    /// Whether a key is set, and the user of basic auth; never the key or the password.
+    /// Which kind of credentials are set; never the key, the user or the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Auth::None => f.write_str("None"),
             Auth::ApiKey(_) => write!(f, "ApiKey({HIDDEN})"),
-            Auth::Basic { user, .. } => f
-                .debug_struct("Basic")
-                .field("user", user)
-                .field("password", &format_args!("{HIDDEN}"))
-                .finish(),
+            Auth::Basic { .. } => write!(f, "Basic({HIDDEN})"),
         }
     }
+}
+
+/// Every text to cut out of what is shown: the credentials' parts, each in base64 too, the
+/// `Authorization` header's credentials (base64 of `user:password`), and the headers'
+/// values. Longest first, so that a secret holding another is cut out whole; none shorter
+/// than 4 bytes (too short to be a secret worth hiding, and hiding it would hide everything).
+fn secrets_of(
+    auth: &Auth,
+    authorization: Option<&str>,
+    headers: &[(String, String)],
+) -> Vec<String> {
+    let parts = auth.parts();
+    let mut secrets: Vec<String> = parts
+        .iter()
+        .map(|part| (*part).to_owned())
+        .chain(parts.iter().map(|part| base64(part.as_bytes())))
+        .chain(authorization.map(|a| a.trim_start_matches("Basic ").to_owned()))
+        .chain(headers.iter().map(|(_, value)| value.clone()))
+        .filter(|secret| secret.len() >= 4)
+        .collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.dedup();
+    secrets
 }
 
 /// Headers shown by name only: their values may be secrets (a bearer token).
@@ -291,8 +345,9 @@ impl HttpSocket {
     ///
     /// Credentials in the URL (`https://KEY@www.hostedgraphite.com/api/v1/sink`, as Hosted
     /// Graphite's curl examples write it) are taken out of it and sent as basic auth: the user
-    /// alone as an API key, `user:password` as `.basic_auth(user, password)`. An explicit
-    /// `.api_key` or `.basic_auth` overrides them.
+    /// alone, or with an empty password (`https://KEY:@...`), as an API key, `user:password`
+    /// as `.basic_auth(user, password)`. An explicit `.api_key` or `.basic_auth` overrides
+    /// them.
     ///
     /// ```no_run
     /// use graphyte::{HttpSocket, Sender};
@@ -357,21 +412,19 @@ impl HttpSocketBuilder {
 
     /// HTTP basic authentication with a user and a password, for other sinks (Grafana
     /// Cloud's Graphite endpoint takes an instance ID and a token). Replaces an
-    /// `.api_key(key)`. The password is never shown by `Debug`, an
-    /// error or a log line; the user is.
+    /// `.api_key(key)`. Neither the user nor the password is shown by `Debug`, an error or a
+    /// log line. A user with an empty password is an API key, as `.api_key(user)` sets it.
     ///
     /// ```
     /// let socket = graphyte::HttpSocket::builder("https://sink.example.com/metrics")
     ///     .basic_auth("123456", "glc_token")
     ///     .build()?;
-    /// assert!(!format!("{socket:?}").contains("glc_token"));
+    /// let shown = format!("{socket:?}");
+    /// assert!(!shown.contains("glc_token") && !shown.contains("123456"));
     /// # Ok::<(), graphyte::Error>(())
     /// ```
     pub fn basic_auth(mut self, user: &str, password: &str) -> HttpSocketBuilder {
-        self.auth = Auth::Basic {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        };
+        self.auth = Auth::basic(user.to_owned(), password.to_owned());
         self
     }
 
@@ -408,8 +461,8 @@ impl HttpSocketBuilder {
 
     /// Compresses bodies with gzip (`Content-Encoding: gzip`); off by default. Turn it on
     /// for a server known to decode it: lines compress to a fifth or less. If the server
-    /// refuses a compressed body (415, or a 400 naming the encoding), the socket turns it off
-    /// and sends uncompressed from then on (see [`HttpSocket`]).
+    /// refuses a compressed body (415 Unsupported Media Type), the socket turns it off and
+    /// sends uncompressed from then on (see [`HttpSocket`]).
     ///
     /// ```
     /// let builder = graphyte::HttpSocket::builder("https://sink.example.com/metrics").gzip(true);
@@ -435,14 +488,24 @@ impl HttpSocketBuilder {
     /// the socket's own (`Content-Type`, `Content-Encoding`, `Content-Length`), an
     /// `Authorization` header is given along with an API key or basic auth, or the timeout
     /// is zero.
+    ///
+    /// Credentials (an API key, basic auth, an `Authorization` header) for a plain `http://`
+    /// URL whose host is not loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are not an error,
+    /// but a warning is logged here, once: anyone on the path can read them. Use `https`.
     pub fn build(self) -> Result<HttpSocket, Error> {
-        let (url, url_auth) = sink_url(&self.url)?;
+        let SinkUrl {
+            url,
+            auth: url_auth,
+            plain_remote,
+        } = sink_url(&self.url)?;
         let auth = match self.auth {
             Auth::None => url_auth,
             auth => auth,
         };
         if matches!(&auth, Auth::ApiKey(key) if key.is_empty()) {
-            return Err(Error::Config("HTTP sink: the API key is empty"));
+            return Err(Error::Config(
+                "HTTP sink: the API key (or the basic-auth user with an empty password) is empty",
+            ));
         }
         for (name, value) in &self.headers {
             let valid = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
@@ -469,6 +532,18 @@ impl HttpSocketBuilder {
         if self.timeout.is_zero() {
             return Err(Error::Config("HTTP sink: a zero timeout"));
         }
+        let has_authorization = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if plain_remote && (!matches!(auth, Auth::None) || has_authorization) {
+            report!(
+                Warn,
+                "HTTP sink {}: credentials will be sent over plain http to a host that is not \
+                 loopback, readable by anyone on the path; use an https URL",
+                shown_url(&url)
+            );
+        }
         let agent: Agent = Agent::config_builder()
             .timeout_global(Some(self.timeout.min(LONGEST_TIMEOUT)))
             .http_status_as_error(false)
@@ -477,10 +552,12 @@ impl HttpSocketBuilder {
             .user_agent(concat!("graphyte/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
+        let authorization = auth.header();
         Ok(HttpSocket {
             url,
             agent,
-            authorization: auth.header(),
+            secrets: secrets_of(&auth, authorization.as_deref(), &self.headers),
+            authorization,
             auth,
             headers: self.headers,
             timeout: self.timeout,
@@ -490,8 +567,20 @@ impl HttpSocketBuilder {
     }
 }
 
-/// The URL without credentials, and the credentials it held (the user alone is an API key).
-fn sink_url(url: &str) -> Result<(String, Auth), Error> {
+/// A sink's URL, read by [`sink_url`].
+struct SinkUrl {
+    /// The URL without credentials.
+    url: String,
+    /// The credentials it held.
+    auth: Auth,
+    /// Whether it is plain `http` to a host that is not loopback: credentials sent there
+    /// can be read on the way.
+    plain_remote: bool,
+}
+
+/// The URL without credentials, and the credentials it held (the user alone, or a user with
+/// an empty password, is an API key).
+fn sink_url(url: &str) -> Result<SinkUrl, Error> {
     let uri: Uri = url.parse().map_err(|_| {
         Error::Config("HTTP sink URL: not a URL (e.g. https://www.hostedgraphite.com/api/v1/sink)")
     })?;
@@ -512,10 +601,9 @@ fn sink_url(url: &str) -> Result<(String, Auth), Error> {
     let (auth, host) = match authority.as_str().rsplit_once('@') {
         Some((userinfo, host)) => {
             let auth = match userinfo.split_once(':') {
-                Some((user, password)) => Auth::Basic {
-                    user: percent_decode(user),
-                    password: percent_decode(password),
-                },
+                Some((user, password)) => {
+                    Auth::basic(percent_decode(user), percent_decode(password))
+                }
                 None => Auth::ApiKey(percent_decode(userinfo)),
             };
             (auth, host)
@@ -536,7 +624,36 @@ fn sink_url(url: &str) -> Result<(String, Auth), Error> {
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let path = if path.is_empty() { "/" } else { path };
-    Ok((format!("{scheme}://{host}{path}"), auth))
+    Ok(SinkUrl {
+        url: format!("{scheme}://{host}{path}"),
+        auth,
+        plain_remote: scheme == "http" && !is_loopback(host),
+    })
+}
+
+/// Whether a URL's `host[:port]` names this machine: `localhost`, an address in
+/// `127.0.0.0/8`, or `[::1]` (or an IPv4-mapped loopback address). Other names are not
+/// resolved to find out.
+fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .split_once(']')
+            .map_or(bracketed, |(host, _)| host),
+        None => host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host),
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 /// A URL as shown by `Debug` and in errors: without credentials (`user:password@`) or a
@@ -638,20 +755,9 @@ impl HttpSocket {
     }
 
     /// An error without an answer, as an I/O error that never reads as a refusal: the lines
-    /// are not at fault when the server could not be asked.
+    /// are not at fault when the server could not be asked. See [`request_error_kind`].
     fn request_error(&self, err: ureq::Error) -> io::Error {
-        use io::ErrorKind::*;
-        let kind = match &err {
-            ureq::Error::Io(io) => match io.kind() {
-                // A TLS record or an answer that could not be read: the connection's fault.
-                InvalidInput | InvalidData => Other,
-                kind => kind,
-            },
-            ureq::Error::Timeout(_) => TimedOut,
-            ureq::Error::HostNotFound => NotFound,
-            ureq::Error::ConnectionFailed => NotConnected,
-            _ => Other,
-        };
+        let kind = request_error_kind(&err);
         let detail = match err {
             ureq::Error::Timeout(_) => format!("no answer within {:?}", self.timeout),
             ureq::Error::HostNotFound => "the host name does not resolve".to_owned(),
@@ -675,9 +781,11 @@ impl HttpSocket {
         let kind = match status {
             200..=299 => return Ok(()),
             408 | 504 => TimedOut,
-            429 | 502 | 503 => WouldBlock,
+            429 => WouldBlock,
             300..=499 => InvalidData,
-            _ => Other,
+            // Every 5xx, and a status no server should send: the server is failing, not the
+            // lines, and an outage must not drop them however long it lasts.
+            _ => WouldBlock,
         };
         let hint = match status {
             300..=399 => match &answer.location {
@@ -722,38 +830,20 @@ impl HttpSocket {
     /// headers' values) replaced by `<hidden>`.
     fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
-        let secrets = self
-            .auth
-            .secrets()
-            .into_iter()
-            // The credentials in base64, with or without `Basic ` in front.
-            .chain(
-                self.authorization
-                    .as_deref()
-                    .map(|a| a.trim_start_matches("Basic ")),
-            )
-            .chain(self.headers.iter().map(|(_, value)| value.as_str()));
-        for secret in secrets {
-            // Too short to be a secret worth hiding, and hiding it would hide everything.
-            if secret.len() >= 4 && text.contains(secret) {
-                text = text.replace(secret, HIDDEN);
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), HIDDEN);
             }
         }
         text
     }
 
-    /// Whether the server refused a compressed body because it was compressed.
-    fn refuses_gzip(&self, answer: &Answer) -> bool {
-        match answer.status {
-            415 => true,
-            400 => {
-                let reason = String::from_utf8_lossy(&answer.body).to_ascii_lowercase();
-                ["gzip", "content-encoding", "compress"]
-                    .iter()
-                    .any(|word| reason.contains(word))
-            }
-            _ => false,
-        }
+    /// Whether the server refused a compressed body because it was compressed: only a 415
+    /// Unsupported Media Type says so. A 400 never does, whatever its reason names (it may
+    /// quote a line, `app.compress.ratio ...`), and the server may have stored some of the
+    /// lines before refusing the rest: POSTing them again would store them twice.
+    fn refuses_gzip(answer: &Answer) -> bool {
+        answer.status == 415
     }
 
     /// `buf` compressed into `self.compressed`.
@@ -763,6 +853,44 @@ impl HttpSocket {
         encoder.write_all(buf)?;
         encoder.finish()?;
         Ok(())
+    }
+}
+
+/// The kind of error for a POST that got no answer. The network's and the server's failures
+/// (no connection, a reset, an end of stream before the answer, a TLS handshake that failed,
+/// an answer that could not be read, a timeout) are kinds the sender keeps a batch through
+/// for as long as they last (`SendSocket`'s "unreachable or slow"), never a refusal:
+///
+/// - an I/O error that already says so keeps its kind (`ConnectionRefused`,
+///   `HostUnreachable`, `NetworkUnreachable`, `AddrNotAvailable`, `NotFound`, `TimedOut`);
+///   a socket's read timeout (`WouldBlock`) is `TimedOut`; any other I/O error (a reset, an
+///   end of stream, a TLS error, which rustls reports as `InvalidData`) is `NotConnected`;
+/// - a timeout is `TimedOut`; a name that does not resolve, `NotFound`; a connection, TLS or
+///   proxy failure, `NotConnected`; an answer that is not HTTP, `WouldBlock` (the server is
+///   failing, as with a 5xx);
+/// - the rest, the client's own errors (a URL or header ureq will not send, say), are
+///   `Other`: retried, and a batch that meets one 5 times in a row is given up.
+fn request_error_kind(err: &ureq::Error) -> io::ErrorKind {
+    use io::ErrorKind::*;
+    match err {
+        ureq::Error::Io(io) => match io.kind() {
+            kind @ (ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+            | NotFound | TimedOut) => kind,
+            WouldBlock => TimedOut,
+            // A reset, an end of stream before the answer, a TLS handshake or record that
+            // failed, a pipe broken: the connection's fault. Never `InvalidData` (a
+            // refusal), nor `Interrupted` (which would POST again at once).
+            _ => NotConnected,
+        },
+        ureq::Error::Timeout(_) => TimedOut,
+        ureq::Error::HostNotFound => NotFound,
+        ureq::Error::ConnectionFailed
+        | ureq::Error::Tls(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::ConnectProxyFailed(_)
+        | ureq::Error::BodyStalled => NotConnected,
+        ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => WouldBlock,
+        _ => Other,
     }
 }
 
@@ -796,9 +924,12 @@ impl SendSocket for HttpSocket {
     ///
     /// Refused for good ([`InvalidData`](io::ErrorKind::InvalidData)): a 3xx or 4xx answer
     /// (but 408 and 429); [`InvalidInput`](io::ErrorKind::InvalidInput): `buf` is not lines
-    /// (a pickle frame). Failed for now (any other kind): a 5xx, 408 or 429 answer, a
-    /// timeout, a connection that could not be made or broke. See [`HttpSocket`] for the
-    /// whole table.
+    /// (a pickle frame). Failed for now, kept while it lasts: a 5xx or 429
+    /// ([`WouldBlock`](io::ErrorKind::WouldBlock)), a 408 or 504 or no answer in time
+    /// ([`TimedOut`](io::ErrorKind::TimedOut)), a connection refused
+    /// ([`ConnectionRefused`](io::ErrorKind::ConnectionRefused)), a TLS failure, a reset or a
+    /// connection closed before the answer ([`NotConnected`](io::ErrorKind::NotConnected)).
+    /// See [`HttpSocket`] for the whole table.
     fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -817,7 +948,7 @@ impl SendSocket for HttpSocket {
         if self.gzip {
             self.compress(buf)?;
             let answer = self.post(&self.compressed, true)?;
-            if !self.refuses_gzip(&answer) {
+            if !Self::refuses_gzip(&answer) {
                 return self.outcome(&answer).map(|()| buf.len());
             }
             self.gzip = false;
@@ -930,13 +1061,21 @@ mod tests {
 
     #[test]
     fn debug_shows_the_url_and_that_a_key_is_set_but_no_secret() {
-        let secrets = ["s3cret-key", "pa55word", "t0ken-value", "qu3ry-token"];
+        let secrets = [
+            "s3cret-key",
+            "pa55word",
+            "t0ken-value",
+            "qu3ry-token",
+            "us3r-name",
+        ];
         let builders = [
             HttpSocket::builder("https://h/sink").api_key("s3cret-key"),
             HttpSocket::builder("https://s3cret-key@h/sink"),
-            HttpSocket::builder("https://user:pa55word@h/sink"),
+            HttpSocket::builder("https://s3cret-key:@h/sink"),
+            HttpSocket::builder("https://h/sink").basic_auth("s3cret-key", ""),
+            HttpSocket::builder("https://us3r-name:pa55word@h/sink"),
             HttpSocket::builder("https://h/sink")
-                .basic_auth("user", "pa55word")
+                .basic_auth("us3r-name", "pa55word")
                 .header("X-Token", "t0ken-value"),
             HttpSocket::builder("https://h/sink?token=qu3ry-token"),
             HttpSocket::builder("not a url s3cret-key@h/sink?t0ken-value"),
@@ -959,6 +1098,11 @@ mod tests {
             .build()
             .unwrap();
         assert!(format!("{socket:?}").contains("ApiKey(<hidden>)"));
+        let socket = HttpSocket::builder("https://h/sink")
+            .basic_auth("us3r-name", "pa55word")
+            .build()
+            .unwrap();
+        assert!(format!("{socket:?}").contains("Basic(<hidden>)"));
     }
 
     #[test]
@@ -985,6 +1129,17 @@ mod tests {
             socket.reason(&answer("bad credentials czNjcmV0LWtleTo=")),
             "bad credentials <hidden>"
         );
+        let basic = HttpSocket::builder("https://h/sink")
+            .basic_auth("us3r-name", "pa55word")
+            .build()
+            .unwrap();
+        // The user, the password, each in base64, and base64("us3r-name:pa55word").
+        assert_eq!(
+            basic.reason(&answer(
+                "us3r-name pa55word dXMzci1uYW1l cGE1NXdvcmQ= dXMzci1uYW1lOnBhNTV3b3Jk"
+            )),
+            "<hidden> <hidden> <hidden> <hidden> <hidden>"
+        );
         let long = socket.reason(&answer(&"é".repeat(1000)));
         assert_eq!(long.chars().count(), MAX_REASON + 1);
         assert!(long.ends_with('…'));
@@ -1010,28 +1165,114 @@ mod tests {
         for (status, outage) in [(408, TimedOut), (429, WouldBlock), (502, WouldBlock)] {
             assert_eq!(kind(status), Some(outage), "{status}");
         }
-        assert_eq!(kind(503), Some(WouldBlock));
         assert_eq!(kind(504), Some(TimedOut));
-        assert_eq!(kind(500), Some(Other));
-        assert_eq!(kind(507), Some(Other));
+        for failing in [500, 501, 503, 505, 507, 599] {
+            assert_eq!(kind(failing), Some(WouldBlock), "{failing}");
+        }
     }
 
     #[test]
-    fn a_415_or_a_400_naming_the_encoding_refuses_gzip_and_other_answers_do_not() {
-        let socket = HttpSocket::builder("https://h/sink").build().unwrap();
+    fn only_a_415_refuses_gzip_whatever_a_400_names() {
         let refuses = |status: u16, body: &str| {
-            socket.refuses_gzip(&Answer {
+            HttpSocket::refuses_gzip(&Answer {
                 status,
                 body: body.as_bytes().to_vec(),
                 location: None,
             })
         };
         assert!(refuses(415, ""));
-        assert!(refuses(400, "Unsupported Content-Encoding"));
-        assert!(refuses(400, "cannot read GZIP bodies"));
-        assert!(!refuses(400, "invalid metric line 'a b'"));
+        assert!(!refuses(400, "Unsupported Content-Encoding: gzip"));
+        assert!(!refuses(
+            400,
+            "invalid metric line 'app.compress.ratio 1 1700000000'"
+        ));
         assert!(!refuses(401, "gzip"));
         assert!(!refuses(503, "content-encoding"));
+    }
+
+    #[test]
+    fn a_user_with_an_empty_password_is_the_api_key() {
+        let sockets = [
+            HttpSocket::builder("https://k3y-as-user:@h/sink"),
+            HttpSocket::builder("https://h/sink").basic_auth("k3y-as-user", ""),
+        ];
+        for builder in sockets {
+            let socket = builder.build().unwrap();
+            assert!(
+                matches!(&socket.auth, Auth::ApiKey(key) if key == "k3y-as-user"),
+                "{socket:?}"
+            );
+            assert_eq!(
+                socket.authorization.as_deref(),
+                Some(format!("Basic {}", base64(b"k3y-as-user:")).as_str())
+            );
+        }
+        for empty in [
+            HttpSocket::builder("https://:@h/sink"),
+            HttpSocket::builder("https://h/sink").basic_auth("", ""),
+        ] {
+            assert!(matches!(empty.build(), Err(Error::Config(_))));
+        }
+    }
+
+    #[test]
+    fn transport_failures_are_kinds_kept_while_they_last() {
+        use io::ErrorKind::*;
+        let io_error = |kind: io::ErrorKind| ureq::Error::Io(io::Error::new(kind, "x"));
+        let kept = [
+            (io_error(ConnectionRefused), ConnectionRefused),
+            (io_error(ConnectionReset), NotConnected),
+            (io_error(ConnectionAborted), NotConnected),
+            (io_error(BrokenPipe), NotConnected),
+            (io_error(UnexpectedEof), NotConnected),
+            (io_error(Interrupted), NotConnected),
+            // rustls's errors (an untrusted certificate, a corrupt record).
+            (io_error(InvalidData), NotConnected),
+            (io_error(InvalidInput), NotConnected),
+            (io_error(Other), NotConnected),
+            (io_error(HostUnreachable), HostUnreachable),
+            (io_error(NetworkUnreachable), NetworkUnreachable),
+            (io_error(TimedOut), TimedOut),
+            (io_error(WouldBlock), TimedOut),
+            (ureq::Error::Timeout(ureq::Timeout::Global), TimedOut),
+            (ureq::Error::HostNotFound, NotFound),
+            (ureq::Error::ConnectionFailed, NotConnected),
+            (ureq::Error::Tls("handshake"), NotConnected),
+            (ureq::Error::LargeResponseHeader(1, 1), WouldBlock),
+        ];
+        for (err, kind) in kept {
+            assert_eq!(request_error_kind(&err), kind, "{err:?}");
+        }
+        assert_eq!(
+            request_error_kind(&ureq::Error::BadUri("x".to_owned())),
+            Other
+        );
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_from_remote_ones() {
+        for host in [
+            "localhost",
+            "LocalHost:8080",
+            "localhost.",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "sink.example.com",
+            "localhost.example.com:80",
+            "10.0.0.1",
+            "128.0.0.1:80",
+            "[::2]:80",
+            "[fe80::1]",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 
     #[test]
