@@ -34,6 +34,8 @@ fn main() -> Result<(), graphyte::Error> {
     }
 
     // The API key goes first in every name: a prefix, checked like a name when building.
+    // The key is a secret held in that prefix, and the builder's `Debug` output shows the
+    // prefix, key included: do not log or print the builder (`{:?}`, `dbg!`).
     let sender = Sender::builder(host)
         .port(port)
         .tls(tls)

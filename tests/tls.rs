@@ -3,25 +3,33 @@
 //! for clients, and the leaves they issue) are made at run time with rcgen. No test needs the
 //! network, and none sleeps: each waits on an event (a handshake reported by the server, bytes
 //! received, a connection closed) with a deadline.
+//!
+//! No test in this process reads the system's trust store (`TlsConfig::native_roots`) or
+//! changes the environment: the one test of the system roots runs in a child process of its
+//! own, whose `SSL_CERT_FILE` is set when it starts.
 
 mod support;
 
 use std::io::{self, Read as _};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graphyte::{Error, Metric, Sender, TlsConfig};
+use graphyte::{Error, Metric, Protocol, Sender, TlsConfig};
+use rcgen::string::PrintableString;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P384_SHA384,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use support::pickle::{PyNum, unpickle_frame};
 use support::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -42,15 +50,22 @@ struct Leaf {
 
 impl Ca {
     fn new(name: &str) -> Ca {
+        let mut distinguished_name = DistinguishedName::new();
+        distinguished_name.push(DnType::CommonName, name);
+        Self::named(distinguished_name, KeyPair::generate().unwrap())
+    }
+
+    /// A CA with this exact name (its DER encoding is what certificates it issues name as
+    /// their issuer) and key.
+    fn named(distinguished_name: DistinguishedName, key: KeyPair) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
+        params.distinguished_name = distinguished_name;
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let key = KeyPair::generate().unwrap();
         let pem = params.self_signed(&key).unwrap().pem();
         Ca {
             issuer: Issuer::new(params, key),
@@ -95,6 +110,8 @@ enum After {
     Read,
     /// Keeps what its first read brings, then closes the connection (`close_notify`).
     HangUpAfterFirstRead,
+    /// Never reads: holds the connection open, unread, for as long as the process lives.
+    StopReading,
 }
 
 /// A rustls server on 127.0.0.1 in front of a byte sink.
@@ -215,6 +232,13 @@ fn serve(
         }
     }
     let _ = handshakes.send(Ok(()));
+    if after == After::StopReading {
+        // The client's writes fill the kernel's buffers, and then wait.
+        let _held = (tls, tcp);
+        loop {
+            thread::park();
+        }
+    }
     let mut stream = StreamOwned::new(tls, tcp);
     let mut buf = [0u8; 65536];
     loop {
@@ -501,13 +525,292 @@ fn a_ca_file_that_cannot_be_read_is_refused_naming_the_file() {
     }
 }
 
+/// A CA that takes the name of a root bundled in webpki-roots (ISRG Root X2: C=US,
+/// O=Internet Security Research Group, CN=ISRG Root X2, each a PrintableString, as in that
+/// root's certificate) with a key of its own: what it signs names that root as its issuer, and
+/// does not verify against the root's key.
+fn impostor_of_a_bundled_root() -> Ca {
+    let mut name = DistinguishedName::new();
+    let printable = |text: &str| DnValue::PrintableString(PrintableString::try_from(text).unwrap());
+    name.push(DnType::CountryName, printable("US"));
+    name.push(
+        DnType::OrganizationName,
+        printable("Internet Security Research Group"),
+    );
+    name.push(DnType::CommonName, printable("ISRG Root X2"));
+    // The root's key type (ECDSA P-384), so the signature is checked, not refused for its
+    // algorithm.
+    Ca::named(
+        name,
+        KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap(),
+    )
+}
+
 #[test]
-fn the_bundled_roots_load_without_connecting() {
-    // Building reads the roots; nothing connects until the first batch.
-    let sender = Sender::builder("carbon.example.com")
-        .port(20030)
-        .tls(TlsConfig::new())
+fn the_bundled_roots_are_what_the_default_config_verifies_against() {
+    // With no bundled roots (an empty store) the verifier would find no issuer for this
+    // certificate (UnknownIssuer, as for any unknown CA). With them it finds ISRG Root X2 by
+    // name, checks the signature with that root's key, and the signature is wrong.
+    let server = TlsServer::start(&impostor_of_a_bundled_root().server(LOCAL_NAMES));
+    let sender = tls_sender("localhost", server.port, TlsConfig::new())
+        .synchronous()
         .build()
         .unwrap();
-    assert_eq!(sender.stats().reconnects, 0);
+    let message = io_error(sender.try_send(metric("tls.bundled_roots", 1))).to_string();
+    assert!(
+        message.contains(&format!(
+            "TLS handshake with localhost:{} failed: invalid peer certificate: BadSignature",
+            server.port
+        )),
+        "{message}"
+    );
+    assert!(
+        server.next_handshake().is_err(),
+        "the server saw a handshake"
+    );
+    assert_eq!(server.received(), b"", "bytes reached the server");
+}
+
+#[test]
+fn an_ip_address_host_refuses_a_certificate_that_names_only_localhost() {
+    let ca = Ca::new("graphyte test CA");
+    let server = TlsServer::start(&ca.server(&["localhost"]));
+    // No server_name: the certificate must hold the IP address connected to.
+    let sender = tls_sender("127.0.0.1", server.port, TlsConfig::new().ca_pem(&ca.pem))
+        .synchronous()
+        .build()
+        .unwrap();
+    let message = io_error(sender.try_send(metric("tls.ip_host", 1))).to_string();
+    assert!(
+        message.contains("invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
+        "{message}"
+    );
+    assert!(
+        server.next_handshake().is_err(),
+        "the server saw a handshake"
+    );
+    assert_eq!(server.received(), b"", "bytes reached the server");
+}
+
+#[test]
+fn an_ip_address_host_accepts_a_certificate_that_lists_that_ip_address() {
+    let ca = Ca::new("graphyte test CA");
+    // An IP address SAN only: no DNS name the host could match instead.
+    let server = TlsServer::start(&ca.server(&["127.0.0.1"]));
+    let sender = tls_sender("127.0.0.1", server.port, TlsConfig::new().ca_pem(&ca.pem))
+        .synchronous()
+        .build()
+        .unwrap();
+    sender.try_send(metric("tls.ip_host", 1)).unwrap();
+    assert_eq!(server.next_handshake(), Ok(()));
+    let line = format!("tls.ip_host 1 {TS}\n");
+    assert_eq!(server.wait_for_bytes(line.len()), line.as_bytes());
+}
+
+#[test]
+fn pickle_frames_arrive_whole_over_tls() {
+    let ca = Ca::new("graphyte test CA");
+    let server = TlsServer::start(&ca.server(LOCAL_NAMES));
+    let sender = tls_sender("localhost", server.port, TlsConfig::new().ca_pem(&ca.pem))
+        .protocol(Protocol::Pickle)
+        .interval(HOUR)
+        .build()
+        .unwrap();
+    // Three batches of 1000 (the default batch size): three frames, each larger than one TLS
+    // record (16 KiB), so each is split across records.
+    let count = 3 * graphyte::DEFAULT_BATCH_SIZE;
+    let mut expected = Vec::new();
+    for i in 0..count as u64 {
+        let name = format!("tls.pickle.metric_with_a_longer_name_{i}");
+        sender.send_at(name.clone(), i, TS);
+        expected.push((name, PyNum::Int(TS.into()), PyNum::Int(i.into())));
+    }
+    sender.flush().unwrap();
+    let stats = sender.stats();
+    assert_eq!((stats.sent, stats.errors), (count as u64, 0), "{stats:?}");
+    let received = server.wait_for_bytes(stats.sent_bytes as usize);
+    assert_eq!(received.len() as u64, stats.sent_bytes, "bytes received");
+    // Each frame: a 4-byte big-endian length, then that many bytes of pickle.
+    let (mut points, mut lengths, mut at) = (Vec::new(), Vec::new(), 0);
+    while at < received.len() {
+        let header: [u8; 4] = received[at..at + 4].try_into().unwrap();
+        let len = u32::from_be_bytes(header) as usize;
+        assert!(
+            at + 4 + len <= received.len(),
+            "the frame at {at} says {len} bytes, {} are left",
+            received.len() - at - 4
+        );
+        points.extend(unpickle_frame(&received[at..at + 4 + len]));
+        lengths.push(len);
+        at += 4 + len;
+    }
+    assert_eq!(
+        lengths.iter().map(|len| 4 + len).sum::<usize>() as u64,
+        stats.sent_bytes,
+        "the frames ({lengths:?}) are everything the sender wrote"
+    );
+    assert!(
+        lengths.len() >= 3 && lengths.iter().all(|&len| len > 16 * 1024),
+        "frame lengths {lengths:?}"
+    );
+    assert_eq!(points, expected);
+}
+
+#[test]
+fn a_server_that_stops_reading_never_blocks_sends_and_the_timed_out_write_is_retried() {
+    let ca = Ca::new("graphyte test CA");
+    let server = TlsServer::with(&ca.server(LOCAL_NAMES), None, After::StopReading);
+    let timeout = Duration::from_secs(3);
+    let sender = tls_sender("localhost", server.port, TlsConfig::new().ca_pem(&ca.pem))
+        .timeout(timeout)
+        .interval(Duration::from_millis(10))
+        .queue_capacity(100_000)
+        .build()
+        .unwrap();
+    // Bursts until the kernel's buffers (the client's send buffer, the server's receive
+    // buffer: a few MB on loopback) are full and a write waits; each send timed.
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut next = 0u64;
+    let stalled_burst = loop {
+        assert!(
+            started.elapsed() < 3 * WAIT,
+            "no write failed in {:?}: {:?}",
+            started.elapsed(),
+            sender.stats()
+        );
+        let burst = Instant::now();
+        for _ in 0..50_000 {
+            let send = Instant::now();
+            sender.send_at("tls.stalled.metric_with_a_longer_name", next, TS);
+            slowest = slowest.max(send.elapsed());
+            next += 1;
+        }
+        // Until the worker has written it all, or a write failed.
+        wait_until(WAIT, || {
+            let stats = sender.stats();
+            stats.errors > 0 || stats.sent + stats.failed >= stats.queued
+        });
+        if sender.stats().errors > 0 {
+            break burst;
+        }
+    };
+    let failed_after = stalled_burst.elapsed();
+    let at_error = sender.stats();
+    eprintln!(
+        "a write failed {failed_after:?} after the last burst began; slowest send {slowest:?}; \
+         {at_error:?}"
+    );
+    // Blocking on the network would take the write timeout (3 s); a single call can still be
+    // preempted on a loaded machine, hence a bound that only proves "does not block".
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a send took {slowest:?}"
+    );
+    // One send's write (a TLS record, in several system calls when the server takes a little
+    // of it now and then) waits at most the timeout in all, not the timeout per call (three
+    // calls, three timeouts, were seen); a write with no timeout would wait for ever. The
+    // margin is for the burst itself and a busy machine.
+    assert!(
+        failed_after < timeout + Duration::from_millis(1500),
+        "the write failed {failed_after:?} after the burst that filled the buffers began"
+    );
+    // Retried on a new connection: more is written (to its empty buffers) after the error.
+    assert!(
+        wait_until(WAIT, || server.connections.load(Ordering::SeqCst) >= 2
+            && sender.stats().sent > at_error.sent),
+        "not retried on a new connection: {:?}, {} connections",
+        sender.stats(),
+        server.connections.load(Ordering::SeqCst)
+    );
+    let stats = sender.stats();
+    assert_eq!(stats.failed, 0, "metrics given up: {stats:?}");
+    // The worker is still waiting on the server: do not wait for it.
+    let _ = sender.shutdown(Duration::from_millis(100));
+}
+
+/// The test that runs in a child process with `SSL_CERT_FILE` set (by
+/// `native_roots_trust_the_ca_in_ssl_cert_file_and_refuse_a_server_whose_ca_is_not_in_it`).
+const NATIVE_ROOTS_CHILD: &str = "native_roots_in_a_child_process_whose_ssl_cert_file_is_set";
+/// The variable that tells that child the file it may write `SSL_CERT_FILE`'s CAs to.
+const NATIVE_ROOTS_FILE: &str = "GRAPHYTE_TEST_NATIVE_ROOTS_FILE";
+
+#[test]
+fn native_roots_trust_the_ca_in_ssl_cert_file_and_refuse_a_server_whose_ca_is_not_in_it() {
+    // The environment is the process's: rather than change it under the other tests' threads
+    // (getaddrinfo reads it), run the test in a child process of this test binary, started
+    // with SSL_CERT_FILE set (and SSL_CERT_DIR unset, so only that file is read).
+    let file = std::env::temp_dir().join(format!(
+        "graphyte-tls-native-roots-{}.pem",
+        std::process::id()
+    ));
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([NATIVE_ROOTS_CHILD, "--exact", "--ignored", "--nocapture"])
+        .env("SSL_CERT_FILE", &file)
+        .env(NATIVE_ROOTS_FILE, &file)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "the child test failed or did not run ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+#[test]
+#[ignore = "run in a child process, with SSL_CERT_FILE set, by \
+            native_roots_trust_the_ca_in_ssl_cert_file_and_refuse_a_server_whose_ca_is_not_in_it"]
+fn native_roots_in_a_child_process_whose_ssl_cert_file_is_set() {
+    let file = PathBuf::from(std::env::var_os(NATIVE_ROOTS_FILE).unwrap_or_else(|| {
+        panic!(
+            "{NATIVE_ROOTS_FILE} is not set: this test runs only in the child process that \
+             native_roots_trust_the_ca_in_ssl_cert_file_and_refuse_a_server_whose_ca_is_not_in_it \
+             starts"
+        )
+    }));
+    assert_eq!(
+        std::env::var_os("SSL_CERT_FILE"),
+        Some(file.clone().into_os_string()),
+        "SSL_CERT_FILE is the file this test writes"
+    );
+    assert_eq!(std::env::var_os("SSL_CERT_DIR"), None);
+    let ca = Ca::new("graphyte test CA in the system store");
+    let other = Ca::new("another CA in the system store");
+    let server = TlsServer::start(&ca.server(LOCAL_NAMES));
+    let send = |value: u64| {
+        // The trust store is read when the sender is built.
+        let sender = tls_sender("localhost", server.port, TlsConfig::new().native_roots())
+            .synchronous()
+            .build()
+            .unwrap();
+        sender.try_send(metric("tls.native_roots", value))
+    };
+
+    // The file holds the server's CA: accepted.
+    std::fs::write(&file, &ca.pem).unwrap();
+    send(1).unwrap();
+    assert_eq!(server.next_handshake(), Ok(()));
+    let line = format!("tls.native_roots 1 {TS}\n");
+    assert_eq!(server.wait_for_bytes(line.len()), line.as_bytes());
+
+    // The file holds another CA only: refused, as not signed by a trusted CA.
+    std::fs::write(&file, &other.pem).unwrap();
+    let message = io_error(send(2)).to_string();
+    assert!(
+        message.contains("invalid peer certificate: UnknownIssuer"),
+        "{message}"
+    );
+    assert!(
+        server.next_handshake().is_err(),
+        "the server saw a handshake"
+    );
+    assert_eq!(
+        server.received(),
+        line.as_bytes(),
+        "bytes reached the server"
+    );
 }

@@ -465,7 +465,8 @@ impl fmt::Debug for TlsSocket {
 impl TlsSocket {
     /// A socket for `host:port` verifying and authenticating as `config` says; nothing is
     /// resolved or connected until the first batch. `timeout` bounds a whole connection
-    /// attempt (every address of the host, then the handshake) and each write.
+    /// attempt (every address of the host, then the handshake) and each write (one record, in
+    /// however many system calls the server's pace takes).
     /// [`Builder::tls`](crate::Builder::tls) makes one of these.
     ///
     /// ```no_run
@@ -618,9 +619,22 @@ impl Session {
         })
     }
 
-    /// Writes everything rustls holds for the server.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes everything rustls holds for the server before `deadline`. Each write waits at
+    /// most what is left until then: a server that takes a few bytes now and then (a full
+    /// receive window) cannot hold the caller for a timeout per write.
+    fn flush(&mut self, deadline: Instant, target: &Target, timeout: Duration) -> io::Result<()> {
         while self.tls.wants_write() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "TLS write to {target} timed out: the server did not take the data \
+                         within the timeout ({timeout:?})"
+                    ),
+                ));
+            }
+            self.tcp.set_write_timeout(Some(left))?;
             match self.tls.write_tls(&mut self.tcp) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
@@ -675,14 +689,16 @@ fn hint(err: &rustls::Error) -> &'static str {
 }
 
 impl SendSocket for TlsSocket {
-    /// Encrypts and writes up to one TLS record (16 KiB) of `buf`.
+    /// Encrypts and writes up to one TLS record (16 KiB) of `buf`, within the timeout.
     fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some(session) = &mut self.session else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        let deadline = self.connector.deadline();
         let chunk = &buf[..buf.len().min(MAX_RECORD)];
         let written = session.tls.writer().write(chunk).map_err(failed_for_now)?;
-        if let Err(err) = session.flush() {
+        let (target, timeout) = (&self.connector.target, self.connector.timeout);
+        if let Err(err) = session.flush(deadline, target, timeout) {
             session.broken = true;
             return Err(failed_for_now(err));
         }
@@ -734,5 +750,36 @@ fn failed_for_now(err: io::Error) -> io::Error {
             format!("TLS write failed: {err}"),
         ),
         _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate, in PEM.
+    fn ca_pem() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "graphyte unit test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn the_default_roots_are_every_root_bundled_in_webpki_roots() {
+        let roots = TlsConfig::new().roots().unwrap();
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        assert_eq!(roots.roots, webpki_roots::TLS_SERVER_ROOTS);
+    }
+
+    #[test]
+    fn a_custom_ca_is_trusted_besides_the_bundled_roots() {
+        let roots = TlsConfig::new().ca_pem(ca_pem()).roots().unwrap();
+        let bundled = webpki_roots::TLS_SERVER_ROOTS;
+        assert_eq!(roots.len(), bundled.len() + 1);
+        assert_eq!(&roots.roots[..bundled.len()], bundled);
     }
 }
