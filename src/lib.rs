@@ -50,6 +50,8 @@ mod protocol;
 mod report;
 mod sender;
 mod transport;
+#[cfg(any(feature = "render", feature = "http"))]
+mod web;
 
 #[cfg(feature = "render")]
 pub mod render;

@@ -14,6 +14,7 @@ use ureq::http::{Response, StatusCode, Uri};
 use crate::error::Error;
 use crate::report::report;
 use crate::transport::SendSocket;
+use crate::web::{base64, percent_decode};
 
 /// How long one POST may take, answer included, unless set with the builder's `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -677,52 +678,6 @@ fn shown_url(url: &str) -> String {
         String::new()
     };
     format!("{scheme}{host}{path}")
-}
-
-/// `%XX` escapes decoded (credentials in a URL are escaped that way); anything else as is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[at],
-            bytes.get(at + 1).and_then(|&b| hex(b)),
-            bytes.get(at + 2).and_then(|&b| hex(b)),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Standard base64, with padding: HTTP basic authentication's encoding.
-// The same as the render client's; one shared helper would do for both.
-fn base64(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// What the server answered to one POST.
