@@ -187,47 +187,15 @@ impl Carbon {
     /// process: what `fetch` gives for each, without paying carbon's import time (~0.7 s)
     /// once per name.
     pub fn fetch_each(&self, names: &[String]) -> Vec<Vec<(u32, f64)>> {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(FETCH_EACH)
-            .arg(script().with_file_name("carbon-fetch.py"))
-            .arg(self.dir.join("storage/whisper"))
-            .arg(self.query_port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running Debian's /usr/bin/python3 (needed to read carbon's points)");
-        let input: String = names.iter().map(|name| format!("{name}\n")).collect();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
-        let out = child.wait_with_output().unwrap();
-        let _ = writer.join();
-        assert!(
-            out.status.success(),
-            "reading carbon's points failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut lines = text.lines();
-        let points = names
-            .iter()
-            .map(|name| {
-                let count: usize = lines
-                    .next()
-                    .unwrap_or_else(|| panic!("no count for {name}"))
-                    .parse()
-                    .unwrap();
-                (0..count)
-                    .map(|_| {
-                        let (ts, value) = lines.next().unwrap().split_once(' ').unwrap();
-                        (ts.parse().unwrap(), value.parse().unwrap())
-                    })
-                    .collect()
-            })
-            .collect();
-        assert_eq!(lines.next(), None, "more output than names");
-        points
+        let args = [
+            script()
+                .with_file_name("carbon-fetch.py")
+                .display()
+                .to_string(),
+            self.dir.join("storage/whisper").display().to_string(),
+            self.query_port.to_string(),
+        ];
+        points_each(FETCH_EACH, &args, names)
     }
 
     /// Waits until carbon holds `count` points for each of `names` (or 15 seconds pass), and
@@ -486,6 +454,51 @@ impl HangingListener {
             _sockets: [listener, filler],
         }
     }
+}
+
+/// Runs `script` in Debian's Python with `args`, feeds it `names` (one a line), and reads back,
+/// for each name in order, a count and then that many "ts value" lines: how the tests read
+/// many series of carbon's in one process.
+pub fn points_each(script: &str, args: &[String], names: &[String]) -> Vec<Vec<(u32, f64)>> {
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running Debian's /usr/bin/python3 (needed to read carbon's points)");
+    let input: String = names.iter().map(|name| format!("{name}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    assert!(
+        out.status.success(),
+        "reading carbon's points failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let points = names
+        .iter()
+        .map(|name| {
+            let count: usize = lines
+                .next()
+                .unwrap_or_else(|| panic!("no count for {name}"))
+                .parse()
+                .unwrap();
+            (0..count)
+                .map(|_| {
+                    let (ts, value) = lines.next().unwrap().split_once(' ').unwrap();
+                    (ts.parse().unwrap(), value.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines.next(), None, "more output than names");
+    points
 }
 
 /// The current Unix second.

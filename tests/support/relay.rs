@@ -3,9 +3,8 @@
 //! `scripts/carbon-relay`, stopped (by PID) when dropped.
 
 use super::{Carbon, wait_until};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -91,47 +90,12 @@ impl Drop for Relayed {
 /// `Carbon::fetch_each` reads a file's whole day (86,400 slots, ~17 ms a file here), this
 /// ~0.15 ms.
 pub fn fetch_each_since(carbon: &Carbon, names: &[String], since: u32) -> Vec<Vec<(u32, f64)>> {
-    let mut child = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(FETCH_EACH_SINCE)
-        .arg(carbon.dir.join("storage/whisper"))
-        .arg(carbon.query_port.to_string())
-        .arg(since.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running Debian's /usr/bin/python3 (needed to read carbon's points)");
-    let input: String = names.iter().map(|name| format!("{name}\n")).collect();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
-    assert!(
-        out.status.success(),
-        "reading carbon's points failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
-    let points = names
-        .iter()
-        .map(|name| {
-            let count: usize = lines
-                .next()
-                .unwrap_or_else(|| panic!("no count for {name}"))
-                .parse()
-                .unwrap();
-            (0..count)
-                .map(|_| {
-                    let (ts, value) = lines.next().unwrap().split_once(' ').unwrap();
-                    (ts.parse().unwrap(), value.parse().unwrap())
-                })
-                .collect()
-        })
-        .collect();
-    assert_eq!(lines.next(), None, "more output than names");
-    points
+    let args = [
+        carbon.dir.join("storage/whisper").display().to_string(),
+        carbon.query_port.to_string(),
+        since.to_string(),
+    ];
+    super::points_each(FETCH_EACH_SINCE, &args, names)
 }
 
 /// Prints, for each name read from stdin (one a line), its point count since `since`, then
