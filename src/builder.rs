@@ -3,10 +3,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::delivery::link::DEFAULT_REPLAY_WINDOW;
 use crate::error::Error;
 use crate::protocol::{DEFAULT_MAX_FRAME, MAX_FRAME, MIN_FRAME, Protocol};
 use crate::sender::{FullQueue, Parts, Sender};
 use crate::transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
+use crate::transport::{Mode, SeveralSocket};
 #[cfg(feature = "tls")]
 use crate::transport::{TlsConfig, TlsSocket};
 
@@ -23,6 +25,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// Largest queue capacity a builder accepts (about 470 MB, allocated up front).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 22;
+/// Longest replay window a builder accepts.
+const MAX_REPLAY_WINDOW: Duration = Duration::from_secs(60);
 
 impl Sender {
     /// Starts configuring a sender for Carbon at `host` (a name or an IP address).
@@ -67,7 +71,11 @@ pub struct Builder {
     pub(crate) log_sends: bool,
     pub(crate) full_queue: FullQueue,
     pub(crate) backoff: (Duration, Duration),
+    /// `None`: replay's default (on for the TCP transport, off for UDP and a custom socket).
+    pub(crate) replay: Option<Duration>,
     pub(crate) socket: Option<Box<dyn SendSocket>>,
+    /// Several destinations instead of host and port, when set.
+    pub(crate) destinations: Option<(Vec<String>, Mode)>,
     /// TLS over the TCP transport, when set.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsConfig>,
@@ -108,7 +116,9 @@ impl Builder {
             log_sends: false,
             full_queue: FullQueue::Drop,
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            replay: None,
             socket: None,
+            destinations: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -300,6 +310,38 @@ impl Builder {
         self
     }
 
+    /// Replay after a broken connection: frames written on a connection in the last `window`
+    /// (default 5 s, at most 60 s; zero turns replay off), up to 4 MiB of them, are kept, and
+    /// when the connection breaks they are written again, before anything new, on the next
+    /// one. Carbon keeps the last value written for each series and time slot, so a point
+    /// written twice is stored once, and a carbon-cache killed mid-stream loses nothing that
+    /// was sent. Counted in [`Stats::replayed`](crate::Stats::replayed); the points kept are
+    /// no longer counted as [`possibly_lost`](crate::Stats::possibly_lost). Beyond the window
+    /// or the 4 MiB, the oldest are forgotten; a clean shutdown keeps nothing.
+    ///
+    /// On by default over TCP (plaintext and pickle, with or without TLS), where 5 s covers
+    /// the second carbon-cache may hold points in memory, plus the time to find the break.
+    /// UDP has no connection to break: it never replays, and setting a window with it is
+    /// refused. A custom [`socket`](Builder::socket) replays only when a window is set here
+    /// (after any failed write, if it has no connections).
+    ///
+    /// **Not safe where a repeated point counts twice**: turn it off with
+    /// `.replay(Duration::ZERO)` in front of carbon-aggregator (it sums or averages every
+    /// point it receives in an interval, repeats included) or anything else that sums or
+    /// counts points (a StatsD-like relay). Relays forward the repeats: carbon-c-relay and
+    /// carbon-relay-ng pass them on, which is harmless for the carbon-caches behind them.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // In front of carbon-aggregator: no replay.
+    /// let builder = graphyte::Sender::builder("aggregator.example.com").replay(Duration::ZERO);
+    /// # let _ = builder;
+    /// ```
+    pub fn replay(mut self, window: Duration) -> Self {
+        self.replay = Some(window);
+        self
+    }
+
     /// Sends through `socket` instead of the built-in transport; host, port, transport and
     /// max_datagram are then unused. It is given whole frames of the chosen protocol.
     ///
@@ -340,6 +382,35 @@ impl Builder {
         self
     }
 
+    /// Sends to several Carbon destinations instead of `host` and [`port`](Builder::port)
+    /// (which are then unused), each `host:port` or `host:port=instance`, over TCP:
+    ///
+    /// - [`Mode::Failover`]: everything to the first that accepts a connection, the next one
+    ///   when it fails, back to the first once it accepts connections again (checked every
+    ///   second from a background thread, sending it no data).
+    /// - [`Mode::CarbonCh`]: each series to the destination carbon-c-relay's `carbon_ch`
+    ///   cluster of the same list would send it to, so a graphite-web finds it where a relay
+    ///   would have put it. Name the destinations as the relay does (`10.0.0.1:2003=a`): the
+    ///   ring depends on hosts as written and instances, never on ports. Plaintext only.
+    ///
+    /// See [`SeveralSocket`] for what happens when a destination fails. Unused with a custom
+    /// [`socket`](Builder::socket); a list that cannot be parsed, UDP, TLS, or pickle with
+    /// `CarbonCh` make [`build`](Builder::build) fail with [`Error::Config`].
+    ///
+    /// ```
+    /// use graphyte::{Mode, Sender};
+    ///
+    /// let sender = Sender::builder("unused")
+    ///     .destinations(&["10.0.0.1:2003=a", "10.0.0.2:2003=b"], Mode::CarbonCh)
+    ///     .build()?;
+    /// # Ok::<(), graphyte::Error>(())
+    /// ```
+    pub fn destinations<S: AsRef<str>>(mut self, destinations: &[S], mode: Mode) -> Self {
+        let list = destinations.iter().map(|d| d.as_ref().to_owned()).collect();
+        self.destinations = Some((list, mode));
+        self
+    }
+
     /// Checks the configuration and starts the worker (background mode). Nothing is
     /// connected yet: the first batch connects, so this succeeds while Carbon is down.
     ///
@@ -348,7 +419,8 @@ impl Builder {
     /// [`Error::Config`] for an unusable setting (a zero batch size, queue capacity,
     /// interval, timeout or datagram size, a datagram over 8192 bytes, a queue over
     /// [`MAX_QUEUE_CAPACITY`], a frame under 256 bytes or over 1 GiB, a backoff whose
-    /// minimum is zero or above its maximum, pickle or TLS over UDP, and with the `tls`
+    /// minimum is zero or above its maximum, pickle, TLS or a replay window over UDP, a
+    /// replay window over 60 s, and with the `tls`
     /// feature what [`TlsSocket::new`](crate::TlsSocket::new) refuses: an unusable
     /// certificate, key or server name);
     /// [`Error::InvalidName`] or [`Error::InvalidTag`] for a bad prefix or default tag;
@@ -361,9 +433,12 @@ impl Builder {
     /// ```
     pub fn build(mut self) -> Result<Sender, Error> {
         self.check()?;
+        // Before the socket is taken: a custom socket replays only when asked to.
+        let replay = self.replay_window();
         let port = self.port.unwrap_or(self.protocol.default_port());
         let socket: Box<dyn SendSocket> = match self.socket.take() {
             Some(socket) => socket,
+            None if self.destinations.is_some() => self.several_socket()?,
             None => match self.transport {
                 Transport::Tcp => self.stream_socket(port)?,
                 Transport::Udp => Box::new(UdpSocket::new(&self.host, port, self.max_datagram)),
@@ -385,7 +460,35 @@ impl Builder {
             full_queue: self.full_queue,
             backoff: self.backoff,
             log_sends: self.log_sends,
+            replay,
         })
+    }
+
+    /// The socket over [`destinations`](Builder::destinations), checked against the rest of
+    /// the configuration.
+    fn several_socket(&self) -> Result<Box<dyn SendSocket>, Error> {
+        let Some((destinations, mode)) = &self.destinations else {
+            return Err(Error::Config("no destinations"));
+        };
+        if self.transport == Transport::Udp {
+            return Err(Error::Config(
+                "destinations are TCP: remove .transport(Transport::Udp)",
+            ));
+        }
+        if self.uses_tls() {
+            return Err(Error::Config(
+                "destinations do not take TLS yet: remove .tls(..)",
+            ));
+        }
+        if *mode == Mode::CarbonCh && self.protocol == Protocol::Pickle {
+            return Err(Error::Config(
+                "carbon_ch spreads plaintext lines (carbon-c-relay reads no pickle): use \
+                 Protocol::Plaintext",
+            ));
+        }
+        let socket =
+            SeveralSocket::new(destinations, *mode, self.timeout).map_err(Error::Config)?;
+        Ok(Box::new(socket))
     }
 
     /// The TCP transport's socket: TLS over TCP when configured, else plain TCP.
@@ -400,6 +503,15 @@ impl Builder {
             )?));
         }
         Ok(Box::new(TcpSocket::new(&self.host, port, self.timeout)))
+    }
+
+    /// How long written frames are kept for replay; `None`: off.
+    fn replay_window(&self) -> Option<Duration> {
+        let default = match (&self.socket, self.transport) {
+            (None, Transport::Tcp) => DEFAULT_REPLAY_WINDOW,
+            _ => Duration::ZERO,
+        };
+        Some(self.replay.unwrap_or(default)).filter(|window| !window.is_zero())
     }
 
     /// Whether TLS is configured.
@@ -438,6 +550,13 @@ impl Builder {
             "the pickle protocol needs TCP: Carbon has no pickle receiver on UDP"
         } else if self.uses_tls() && self.transport == Transport::Udp && self.socket.is_none() {
             "TLS runs over TCP: remove .transport(Transport::Udp) or .tls(..)"
+        } else if self.replay.is_some_and(|window| window > MAX_REPLAY_WINDOW) {
+            "the replay window must be at most 60 seconds (zero turns replay off)"
+        } else if self.replay.is_some_and(|window| !window.is_zero())
+            && self.transport == Transport::Udp
+            && self.socket.is_none()
+        {
+            "replay needs a connection: UDP has none (remove .replay(..) or use TCP)"
         } else {
             return Ok(());
         };
@@ -473,11 +592,37 @@ mod tests {
         assert!(problem(b().max_frame((1 << 30) + 1)).contains("max_frame"));
         let pickle_over_udp = b().protocol(Protocol::Pickle).transport(Transport::Udp);
         assert!(problem(pickle_over_udp).contains("pickle"));
+        assert!(problem(b().replay(Duration::from_secs(61))).contains("replay window"));
+        let replay_over_udp = b().transport(Transport::Udp).replay(second);
+        assert!(problem(replay_over_udp).contains("replay"));
         #[cfg(feature = "tls")]
         {
             let tls_over_udp = b().tls(TlsConfig::new()).transport(Transport::Udp);
             assert!(problem(tls_over_udp).contains("TLS"));
         }
+    }
+
+    #[test]
+    fn replay_is_on_for_tcp_and_off_for_udp_a_custom_socket_or_a_zero_window() {
+        struct Discard;
+        impl SendSocket for Discard {
+            fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                Ok(buf.len())
+            }
+        }
+        let b = || Sender::builder("localhost");
+        let second = Duration::from_secs(1);
+        assert_eq!(b().replay_window(), Some(DEFAULT_REPLAY_WINDOW));
+        assert_eq!(b().replay(second).replay_window(), Some(second));
+        assert_eq!(b().replay(Duration::ZERO).replay_window(), None);
+        assert_eq!(b().transport(Transport::Udp).replay_window(), None);
+        let udp_off = b().transport(Transport::Udp).replay(Duration::ZERO);
+        assert!(udp_off.check().is_ok());
+        assert_eq!(b().socket(Discard).replay_window(), None);
+        assert_eq!(
+            b().socket(Discard).replay(second).replay_window(),
+            Some(second)
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub use sender::{BatchOutcome, FullQueue, Sender};
 pub use transport::{DEFAULT_MAX_DATAGRAM, SendSocket, TcpSocket, Transport, UdpSocket};
 #[cfg(feature = "http")]
 pub use transport::{HttpSocket, HttpSocketBuilder};
+pub use transport::{Mode, SeveralSocket};
 #[cfg(feature = "tls")]
 pub use transport::{TlsConfig, TlsSocket};
 

@@ -135,6 +135,8 @@ pub(crate) struct Parts {
     pub(crate) full_queue: FullQueue,
     pub(crate) backoff: (Duration, Duration),
     pub(crate) log_sends: bool,
+    /// How long written frames are kept for replay after a break; `None`: never.
+    pub(crate) replay: Option<Duration>,
 }
 
 /// Sends metrics to Carbon. Cheap to clone: clones share one queue, worker and connection.
@@ -236,6 +238,7 @@ impl Sender {
             log_period: parts.interval.unwrap_or(SYNC_LOG_PERIOD),
             log_sends: parts.log_sends,
             reserve,
+            replay: parts.replay,
         };
         let link = Link::new(parts.socket, encoder, Arc::clone(&shared), settings);
         let mode = match parts.interval {

@@ -30,6 +30,17 @@ pub(crate) const POSSIBLY_LOST_WINDOW: Duration = Duration::from_secs(2);
 /// Failed writes in a row on working connections after which a batch is given up.
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
+/// How long frames written on a connection are kept, by default, to be written again on the
+/// next connection should this one break: carbon-cache may hold points in memory for about a
+/// second before they are on disk, and a break is found at the next write (at most one flush
+/// interval, 1 s by default, later); 5 s covers both with a margin, half carbon-relay-ng's
+/// 10 s keepSafe.
+pub(crate) const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(5);
+
+/// The most bytes of frames kept for replay (4 MiB: about 80,000 plaintext lines, 5 s at
+/// 16,000 lines a second); beyond it the oldest are forgotten.
+pub(crate) const REPLAY_MAX_BYTES: usize = 4 << 20;
+
 pub(crate) struct Link {
     socket: Box<dyn SendSocket>,
     encoder: Encoder,
@@ -39,8 +50,9 @@ pub(crate) struct Link {
     /// Whether a connection has been opened and not yet found broken.
     connected: bool,
     connected_once: bool,
-    /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one.
-    recent: RecentWrites,
+    /// What was written on the current connection, and what is to be written again. Boxed:
+    /// the link lives inline in a synchronous sender.
+    written: Box<Written>,
     /// Failed writes in a row, on connections that opened, that delivered nothing.
     fruitless: u32,
     log_sends: bool,
@@ -54,6 +66,9 @@ pub(crate) struct LinkSettings {
     pub(crate) log_sends: bool,
     /// Bytes the frame buffer reserves up front.
     pub(crate) reserve: usize,
+    /// How long written frames are kept to be written again after a break; `None`: never
+    /// (a datagram socket, whose `max_payload` is set, never replays either).
+    pub(crate) replay: Option<Duration>,
 }
 
 /// Something worth a log line, logged by whoever called [`Link::deliver`] once it holds no
@@ -185,6 +200,16 @@ impl Link {
         shared: Arc<Shared>,
         settings: LinkSettings,
     ) -> Self {
+        // A datagram socket has no connection to break, and nothing to write again on.
+        let datagrams = guarded(|| socket.max_payload()).map_or(true, |max| max.is_some());
+        let replay = match settings.replay {
+            Some(window) if !datagrams => Replay::new(window, REPLAY_MAX_BYTES),
+            _ => Replay::new(Duration::ZERO, 0),
+        };
+        let written = Box::new(Written {
+            recent: RecentWrites::new(),
+            replay,
+        });
         Link {
             socket,
             encoder,
@@ -193,7 +218,7 @@ impl Link {
             backoff: Backoff::new(settings.backoff.0, settings.backoff.1),
             connected: false,
             connected_once: false,
-            recent: RecentWrites::new(),
+            written,
             fruitless: 0,
             log_sends: settings.log_sends,
             failure_log: LogLimit::new(settings.log_period),
@@ -217,10 +242,11 @@ impl Link {
         self.shared.spares.put(lines);
     }
 
-    /// Points waiting to be written.
+    /// Points waiting to be written: in new frames, and in frames of a broken connection
+    /// waiting to be written again.
     #[inline]
     pub(crate) fn held(&self) -> usize {
-        self.frames.points()
+        self.frames.points() + self.written.replay.pending_points
     }
 
     /// When the next attempt may be made, if a failure put the link in backoff.
@@ -228,7 +254,9 @@ impl Link {
         self.backoff.retry_at
     }
 
-    /// Drops every point waiting, counted as failed; returns how many.
+    /// Drops every point waiting in new frames, counted as failed; returns how many. Frames
+    /// waiting to be written again stay: they were sent already (a synchronous sender gives
+    /// up its frames after every failed write, and replays on its next one).
     pub(crate) fn give_up_all(&mut self) -> usize {
         let points = self.frames.clear();
         Counters::add(&self.shared.counters.failed, points as u64);
@@ -255,8 +283,15 @@ impl Link {
         // The socket is asked to connect before the first frame, and again after a frame
         // ended its connection.
         let mut ready = false;
-        while self.frames.front().is_some() {
-            let attempt = self.attempt(&mut ready);
+        while self.written.replay.pending_points > 0 || self.frames.front().is_some() {
+            let (attempt, replaying) = self.attempt(&mut ready);
+            if replaying {
+                if let Err(error) = self.replayed(attempt, now, &mut ready, reports) {
+                    self.report_sent(reports, sent, now);
+                    return Err(error);
+                }
+                continue;
+            }
             match attempt {
                 Attempt::Written => {
                     let (frame, _) = self.frames.front().expect("a frame was written");
@@ -286,6 +321,7 @@ impl Link {
                     self.sent_part(written, now);
                     self.drop_connection();
                     // A socket that panicked on these points would likely panic again.
+                    self.give_up_replay();
                     let points = self.give_up_all();
                     self.report_failure(now, reports, |suppressed| Report::Panicked {
                         message,
@@ -306,6 +342,65 @@ impl Link {
         }
         self.report_sent(reports, sent, now);
         refused.map_or(Ok(()), Err)
+    }
+
+    /// What to do after an attempt to write the front frame waiting to be written again.
+    /// Written: counted in `replayed` (and `sent_bytes`), never again in `sent`. Failed: the
+    /// whole frame is kept for the next connection. Refused: dropped, counted as possibly lost.
+    fn replayed(
+        &mut self,
+        attempt: Attempt,
+        now: Instant,
+        ready: &mut bool,
+        reports: &mut Vec<Report>,
+    ) -> io::Result<()> {
+        match attempt {
+            Attempt::Written => {
+                let (bytes, points) = self.written.replay.rewrote(Instant::now());
+                Counters::add(&self.shared.counters.replayed, points as u64);
+                Counters::add(&self.shared.counters.sent_bytes, bytes as u64);
+                self.written.recent.wrote(now, points);
+                self.fruitless = 0;
+                if let Some(failures) = self.backoff.succeeded() {
+                    reports.push(Report::Recovered { failures });
+                }
+            }
+            Attempt::Refused { error: _, written } => {
+                if written > 0 {
+                    self.drop_connection();
+                    *ready = false;
+                }
+                let points = self.written.replay.drop_pending_front();
+                Counters::add(&self.shared.counters.possibly_lost, points as u64);
+            }
+            Attempt::Panicked {
+                message,
+                written: _,
+            } => {
+                self.drop_connection();
+                self.give_up_replay();
+                let points = self.give_up_all();
+                self.report_failure(now, reports, |suppressed| Report::Panicked {
+                    message,
+                    points,
+                    suppressed,
+                });
+                return Err(io::Error::other("the socket panicked"));
+            }
+            Attempt::Failed {
+                error, connected, ..
+            } => {
+                // Written again whole on the next connection: a point twice is harmless.
+                return Err(self.failed(0, error, connected, now, reports));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the frames waiting to be written again, counted as possibly lost.
+    fn give_up_replay(&mut self) {
+        let points = self.written.replay.clear();
+        Counters::add(&self.shared.counters.possibly_lost, points as u64);
     }
 
     fn report_sent(
@@ -346,6 +441,7 @@ impl Link {
         }
         if self.fruitless >= MAX_ATTEMPTS {
             self.fruitless = 0;
+            self.give_up_replay();
             let points = self.give_up_all();
             self.report_failure(now, reports, |suppressed| Report::GaveUp {
                 error: copy_of(&error),
@@ -377,8 +473,20 @@ impl Link {
     }
 
     /// Connects if needed (once per delivery, and after a dropped connection) and writes the
-    /// front frame, as much of it as the socket takes.
-    fn attempt(&mut self, ready: &mut bool) -> Attempt {
+    /// front frame, as much of it as the socket takes: a frame of a broken connection waiting
+    /// to be written again (then `true`), or else the oldest new frame.
+    fn attempt(&mut self, ready: &mut bool) -> (Attempt, bool) {
+        if let Err(attempt) = self.connect(ready) {
+            return (attempt, false);
+        }
+        if let Some(frame) = self.written.replay.pending_front() {
+            return (send_all(&mut *self.socket, frame), true);
+        }
+        (self.attempt_new(), false)
+    }
+
+    /// Connects if needed; the failed attempt, if that failed.
+    fn connect(&mut self, ready: &mut bool) -> Result<(), Attempt> {
         if !*ready {
             match guarded(|| self.socket.connect()) {
                 Ok(Ok(true)) if self.connected_once => {
@@ -389,23 +497,28 @@ impl Link {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => {
                     // Not even connected: an outage, never a refusal of these points.
-                    return Attempt::Failed {
+                    return Err(Attempt::Failed {
                         error,
                         written: 0,
                         connected: false,
-                    };
+                    });
                 }
                 Err(message) => {
-                    return Attempt::Panicked {
+                    return Err(Attempt::Panicked {
                         message,
                         written: 0,
-                    };
+                    });
                 }
             }
             self.connected = true;
             self.connected_once = true;
             *ready = true;
         }
+        Ok(())
+    }
+
+    /// Writes the oldest new frame, as much of it as the socket takes.
+    fn attempt_new(&mut self) -> Attempt {
         let max = match guarded(|| self.socket.max_payload()) {
             Ok(max) => max.unwrap_or(usize::MAX),
             Err(message) => {
@@ -425,40 +538,7 @@ impl Link {
             );
             return Attempt::Refused { error, written: 0 };
         }
-        let mut pos = 0;
-        while pos < frame.len() {
-            match guarded(|| self.socket.send(&frame[pos..])) {
-                Ok(Ok(0)) => {
-                    return Attempt::Failed {
-                        error: io::ErrorKind::WriteZero.into(),
-                        written: pos,
-                        connected: true,
-                    };
-                }
-                Ok(Ok(n)) => pos += n.min(frame.len() - pos),
-                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(error)) if is_refusal(error.kind()) => {
-                    return Attempt::Refused {
-                        error,
-                        written: pos,
-                    };
-                }
-                Ok(Err(error)) => {
-                    return Attempt::Failed {
-                        error,
-                        written: pos,
-                        connected: true,
-                    };
-                }
-                Err(message) => {
-                    return Attempt::Panicked {
-                        message,
-                        written: pos,
-                    };
-                }
-            }
-        }
-        Attempt::Written
+        send_all(&mut *self.socket, frame)
     }
 
     /// Counts the whole points among the first `written` bytes of the front frame as sent
@@ -476,6 +556,9 @@ impl Link {
     fn sent(&mut self, bytes: usize, points: usize, now: Instant) {
         if bytes == 0 {
             return;
+        }
+        if let Some((_, frame)) = self.frames.front() {
+            self.written.replay.wrote(now, &frame[..bytes], points);
         }
         self.frames.consume_front(bytes, points);
         Counters::add(&self.shared.counters.sent, points as u64);
@@ -501,28 +584,86 @@ impl Link {
 
     /// Closes the connection when the sender stops. Unlike a connection found broken
     /// (`drop_connection`), this one was fine: nothing written on it is counted as possibly
-    /// lost.
+    /// lost, nor kept for replay. Frames of an earlier, broken connection still waiting to be
+    /// written again are dropped, counted as possibly lost.
     pub(crate) fn close(&mut self) {
         let _ = guarded(|| self.socket.disconnect());
         self.connected = false;
-        self.recent.clear();
+        self.written.recent.clear();
+        self.give_up_replay();
     }
 
     /// Remembers a write on the current connection, forgetting the ones too old to matter.
     fn wrote(&mut self, now: Instant, points: usize) {
-        self.recent.wrote(now, points);
+        self.written.recent.wrote(now, points);
     }
 
     /// The current connection broke: what was written on it shortly before its last write
-    /// may not have reached the server's disk.
+    /// may not have reached the server's disk. What is kept for replay is written again on
+    /// the next connection, before anything new; the rest of it is counted as possibly lost.
     fn connection_lost(&mut self) {
         if self.connected {
-            let points = self.recent.points();
+            // Both are the latest writes on this connection: the ones not kept for replay
+            // (beyond its window or byte cap, or replay off) are the ones possibly lost.
+            let points = self
+                .written
+                .recent
+                .points()
+                .saturating_sub(self.written.replay.kept_points());
             Counters::add(&self.shared.counters.possibly_lost, points as u64);
+            self.written.replay.broke();
         }
         self.connected = false;
-        self.recent.clear();
+        self.written.recent.clear();
     }
+}
+
+/// Writes `frame` whole, as much as the socket takes at each call.
+fn send_all(socket: &mut dyn SendSocket, frame: &[u8]) -> Attempt {
+    let mut pos = 0;
+    while pos < frame.len() {
+        match guarded(|| socket.send(&frame[pos..])) {
+            Ok(Ok(0)) => {
+                return Attempt::Failed {
+                    error: io::ErrorKind::WriteZero.into(),
+                    written: pos,
+                    connected: true,
+                };
+            }
+            Ok(Ok(n)) => pos += n.min(frame.len() - pos),
+            Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Err(error)) if is_refusal(error.kind()) => {
+                return Attempt::Refused {
+                    error,
+                    written: pos,
+                };
+            }
+            Ok(Err(error)) => {
+                return Attempt::Failed {
+                    error,
+                    written: pos,
+                    connected: true,
+                };
+            }
+            Err(message) => {
+                return Attempt::Panicked {
+                    message,
+                    written: pos,
+                };
+            }
+        }
+    }
+    Attempt::Written
+}
+
+/// What was written on the current connection, and what is to be written again.
+#[derive(Debug)]
+struct Written {
+    /// Writes on the current connection within `POSSIBLY_LOST_WINDOW` of the latest one.
+    recent: RecentWrites,
+    /// Frames written on the current connection within the replay window, and those of a
+    /// broken connection waiting to be written again.
+    replay: Replay,
 }
 
 /// Errors by which a socket says "never these bytes": drop them and go on.
@@ -604,6 +745,189 @@ impl RecentWrites {
     }
 }
 
+/// Frames written on the current connection within `window` of the latest write, at most
+/// `max_bytes` of them (the latest first), kept to be written again on the next connection if
+/// this one breaks: carbon keeps the last value written for each time slot, so a point
+/// written twice is stored once. A frame is kept whole (a pickle frame is never split), or
+/// the whole points written of a frame cut short. Writes close in time share an entry, so a
+/// synchronous sender's thousands of small writes a second take a few dozen entries.
+///
+/// `kept` holds what was written on the current connection; when it breaks, `kept` goes in
+/// front of `pending`, which the link writes before any new frame. A pending entry written
+/// again moves to `kept` (moved, not copied), as written at that time.
+#[derive(Debug)]
+struct Replay {
+    window: Duration,
+    max_bytes: usize,
+    kept: VecDeque<Kept>,
+    pending: VecDeque<Kept>,
+    /// Bytes in `kept` and `pending`.
+    bytes: usize,
+    kept_points: usize,
+    pending_points: usize,
+    /// Emptied buffers, for the next entries.
+    spares: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    first: Instant,
+    last: Instant,
+    bytes: Vec<u8>,
+    points: usize,
+}
+
+impl Replay {
+    /// Writes starting within this of an entry's first one join it.
+    const STEP: Duration = Duration::from_millis(50);
+    /// The most bytes writes are joined into (a larger frame takes an entry of its own).
+    const CHUNK: usize = 64 << 10;
+    /// Emptied buffers kept for reuse.
+    const SPARES: usize = 8;
+
+    /// A zero `window` or `max_bytes` keeps nothing.
+    fn new(window: Duration, max_bytes: usize) -> Self {
+        Replay {
+            window,
+            max_bytes,
+            kept: VecDeque::new(),
+            pending: VecDeque::new(),
+            bytes: 0,
+            kept_points: 0,
+            pending_points: 0,
+            spares: Vec::new(),
+        }
+    }
+
+    fn is_on(&self) -> bool {
+        !self.window.is_zero() && self.max_bytes > 0
+    }
+
+    /// Keeps `frame` (`points` whole points), written at `now`, forgetting what is now too
+    /// old or beyond the byte cap.
+    fn wrote(&mut self, now: Instant, frame: &[u8], points: usize) {
+        if !self.is_on() {
+            return;
+        }
+        if frame.len() > self.max_bytes {
+            // Not even this frame fits: nothing before it may be kept either.
+            self.forget_kept(|_| true);
+            return;
+        }
+        match self.kept.back_mut() {
+            Some(back)
+                if now.saturating_duration_since(back.first) < Self::STEP
+                    && back.bytes.len() + frame.len() <= Self::CHUNK =>
+            {
+                back.bytes.extend_from_slice(frame);
+                back.last = back.last.max(now);
+                back.points += points;
+            }
+            _ => {
+                let mut bytes = self.spares.pop().unwrap_or_default();
+                bytes.extend_from_slice(frame);
+                self.kept.push_back(Kept {
+                    first: now,
+                    last: now,
+                    bytes,
+                    points,
+                });
+            }
+        }
+        self.bytes += frame.len();
+        self.kept_points += points;
+        self.trim(now);
+    }
+
+    /// Forgets kept entries older than the window before `now`, and the oldest beyond the
+    /// byte cap.
+    fn trim(&mut self, now: Instant) {
+        let window = self.window;
+        let over = self.bytes.saturating_sub(self.max_bytes);
+        let mut dropped = 0;
+        self.forget_kept(|entry| {
+            let forget = dropped < over || now.saturating_duration_since(entry.last) > window;
+            dropped += entry.bytes.len();
+            forget
+        });
+    }
+
+    /// Forgets kept entries from the oldest while `forget` says so.
+    fn forget_kept(&mut self, mut forget: impl FnMut(&Kept) -> bool) {
+        while let Some(front) = self.kept.front() {
+            if !forget(front) {
+                break;
+            }
+            let entry = self.kept.pop_front().expect("a front entry");
+            self.bytes -= entry.bytes.len();
+            self.kept_points -= entry.points;
+            self.recycle(entry.bytes);
+        }
+    }
+
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spares.len() < Self::SPARES && bytes.capacity() <= Self::CHUNK * 2 {
+            bytes.clear();
+            self.spares.push(bytes);
+        }
+    }
+
+    /// Points kept from the current connection.
+    fn kept_points(&self) -> usize {
+        self.kept_points
+    }
+
+    /// The connection broke: what was written on it is to be written again first.
+    fn broke(&mut self) {
+        while let Some(entry) = self.kept.pop_back() {
+            self.pending.push_front(entry);
+        }
+        self.pending_points += self.kept_points;
+        self.kept_points = 0;
+    }
+
+    /// The bytes of the next entry to write again.
+    fn pending_front(&self) -> Option<&[u8]> {
+        self.pending.front().map(|entry| entry.bytes.as_slice())
+    }
+
+    /// The next entry to write again was written whole at `now`: it is now kept from the
+    /// current connection. Returns its bytes and points.
+    fn rewrote(&mut self, now: Instant) -> (usize, usize) {
+        let Some(mut entry) = self.pending.pop_front() else {
+            return (0, 0);
+        };
+        let counts = (entry.bytes.len(), entry.points);
+        self.pending_points -= entry.points;
+        self.kept_points += entry.points;
+        (entry.first, entry.last) = (now, now);
+        self.kept.push_back(entry);
+        self.trim(now);
+        counts
+    }
+
+    /// Drops the next entry to write again; returns its points.
+    fn drop_pending_front(&mut self) -> usize {
+        let Some(entry) = self.pending.pop_front() else {
+            return 0;
+        };
+        self.bytes -= entry.bytes.len();
+        self.pending_points -= entry.points;
+        self.recycle(entry.bytes);
+        entry.points
+    }
+
+    /// Forgets everything; returns how many points were waiting to be written again.
+    fn clear(&mut self) -> usize {
+        let points = self.pending_points;
+        while !self.pending.is_empty() {
+            self.drop_pending_front();
+        }
+        self.forget_kept(|_| true);
+        points
+    }
+}
+
 /// Runs a call into the user's socket, turning a panic into its message.
 fn guarded<R>(call: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(call)).map_err(|panic| panic_message(&*panic))
@@ -612,6 +936,77 @@ fn guarded<R>(call: impl FnOnce() -> R) -> Result<R, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending_bytes(replay: &mut Replay) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        while let Some(front) = replay.pending_front() {
+            bytes.extend_from_slice(front);
+            replay.drop_pending_front();
+        }
+        bytes
+    }
+
+    #[test]
+    fn after_a_break_the_frames_of_the_window_are_pending_whole_and_in_order() {
+        let start = Instant::now();
+        let mut replay = Replay::new(Duration::from_secs(5), 1 << 20);
+        replay.wrote(start, b"a 1 1\n", 1);
+        replay.wrote(start + Duration::from_secs(1), b"b 2 2\nc 3 3\n", 2);
+        assert_eq!(replay.kept_points(), 3);
+        replay.broke();
+        assert_eq!((replay.kept_points(), replay.pending_points), (0, 3));
+        assert_eq!(pending_bytes(&mut replay), b"a 1 1\nb 2 2\nc 3 3\n");
+        assert_eq!((replay.pending_points, replay.bytes), (0, 0));
+    }
+
+    #[test]
+    fn frames_beyond_the_byte_cap_are_not_replayed() {
+        let start = Instant::now();
+        let cap = 3 * Replay::CHUNK;
+        let mut replay = Replay::new(Duration::from_secs(5), cap);
+        let frame = vec![b'x'; Replay::CHUNK];
+        for i in 0..10 {
+            // Each frame a step apart: an entry of its own.
+            replay.wrote(start + Replay::STEP * i, &frame, 1);
+            assert!(replay.bytes <= cap);
+        }
+        assert_eq!(replay.kept_points(), 3);
+        // A frame larger than the cap is not kept, nor anything before it.
+        replay.wrote(start + Replay::STEP * 11, &vec![b'y'; cap + 1], 1);
+        assert_eq!((replay.kept_points(), replay.bytes), (0, 0));
+    }
+
+    #[test]
+    fn frames_older_than_the_window_before_the_latest_write_are_not_replayed() {
+        let start = Instant::now();
+        let window = Duration::from_secs(5);
+        let mut replay = Replay::new(window, 1 << 20);
+        replay.wrote(start, b"old 1 1\n", 1);
+        replay.wrote(start + window + Replay::STEP, b"new 2 2\n", 1);
+        replay.broke();
+        assert_eq!(pending_bytes(&mut replay), b"new 2 2\n");
+    }
+
+    #[test]
+    fn frames_written_again_are_kept_for_the_next_break_ahead_of_those_not_yet_written() {
+        let start = Instant::now();
+        let mut replay = Replay::new(Duration::from_secs(5), 1 << 20);
+        replay.wrote(start, b"a 1 1\n", 1);
+        replay.wrote(start + Replay::STEP, b"b 2 2\n", 1);
+        replay.broke();
+        assert_eq!(replay.rewrote(start + Duration::from_secs(1)), (6, 1));
+        replay.broke();
+        assert_eq!(replay.pending_points, 2);
+        assert_eq!(pending_bytes(&mut replay), b"a 1 1\nb 2 2\n");
+    }
+
+    #[test]
+    fn replay_off_keeps_nothing() {
+        let mut replay = Replay::new(Duration::ZERO, 1 << 20);
+        replay.wrote(Instant::now(), b"a 1 1\n", 1);
+        replay.broke();
+        assert_eq!((replay.pending_points, replay.bytes), (0, 0));
+    }
 
     #[test]
     fn a_burst_of_writes_takes_a_few_entries_and_keeps_every_point() {

@@ -46,7 +46,18 @@ pub struct Stats {
     /// in the 2 seconds up to its last write, when it later turned out broken. TCP cannot tell
     /// which of them the server had processed, and carbon-cache keeps points in memory for
     /// about a second before writing them to disk. An upper estimate, not a count of losses.
+    ///
+    /// With replay on (the default over TCP, see [`Builder::replay`](crate::Builder::replay)),
+    /// the points kept for replay are written again on the next connection and are not
+    /// counted here: only those written in those 2 seconds beyond the replay window or its
+    /// byte cap are, and those kept for replay but dropped before they could be written again
+    /// (at shutdown, or with a batch given up).
     pub possibly_lost: u64,
+    /// Metrics written again on a new connection after the one they were first written on
+    /// broke (see [`Builder::replay`](crate::Builder::replay)). Counted in `sent` once, when
+    /// first written, and here each time they are written again; their bytes count in
+    /// `sent_bytes` each time.
+    pub replayed: u64,
 }
 
 /// The live counters behind [`Stats`], shared by the handles and the worker. The sending
@@ -68,6 +79,7 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) possibly_lost: AtomicU64,
+    pub(crate) replayed: AtomicU64,
 }
 
 impl Counters {
@@ -81,6 +93,7 @@ impl Counters {
     /// worker has stopped: then no worker will take them, and they count as dropped.
     pub(crate) fn snapshot(&self, queue: impl FnOnce() -> (u64, bool)) -> Stats {
         let possibly_lost = self.possibly_lost.load(Acquire);
+        let replayed = self.replayed.load(Acquire);
         let sent = self.sent.load(Acquire);
         let sent_bytes = self.sent_bytes.load(Acquire);
         let failed = self.failed.load(Acquire);
@@ -98,6 +111,7 @@ impl Counters {
             reconnects: self.reconnects.load(Acquire),
             errors: self.errors.load(Acquire),
             possibly_lost,
+            replayed,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 #[cfg(feature = "http")]
 mod http;
+mod several;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls;
@@ -14,6 +15,7 @@ mod udp;
 
 #[cfg(feature = "http")]
 pub use http::{HttpSocket, HttpSocketBuilder};
+pub use several::{Mode, SeveralSocket};
 pub use tcp::TcpSocket;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsSocket};
