@@ -144,6 +144,9 @@ pub(crate) enum Target {
     Host(String, u16),
     #[cfg(test)]
     Addrs(Vec<SocketAddr>),
+    /// A name whose addresses a test changes, as DNS would when a server moves.
+    #[cfg(test)]
+    Moving(std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>),
 }
 
 impl Target {
@@ -152,6 +155,8 @@ impl Target {
             Target::Host(host, port) => Ok((host.as_str(), *port).to_socket_addrs()?.collect()),
             #[cfg(test)]
             Target::Addrs(addrs) => Ok(addrs.clone()),
+            #[cfg(test)]
+            Target::Moving(addrs) => Ok(addrs.lock().unwrap().clone()),
         }
     }
 }
@@ -162,6 +167,8 @@ impl fmt::Display for Target {
             Target::Host(host, port) => write!(f, "{host}:{port}"),
             #[cfg(test)]
             Target::Addrs(addrs) => write!(f, "{addrs:?}"),
+            #[cfg(test)]
+            Target::Moving(addrs) => write!(f, "{:?}", addrs.lock().unwrap()),
         }
     }
 }

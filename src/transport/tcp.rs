@@ -191,6 +191,26 @@ mod tests {
     }
 
     #[test]
+    fn the_host_is_resolved_again_at_every_connection_so_a_moved_server_is_found() {
+        let old = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = std::sync::Arc::new(std::sync::Mutex::new(vec![old.local_addr().unwrap()]));
+        let mut socket = TcpSocket::to(Target::Moving(addrs.clone()), Duration::from_secs(5));
+        assert!(socket.connect().unwrap());
+        drop(old.accept().unwrap());
+        // The server moves: its name now resolves to another address, the old one is gone.
+        let new = TcpListener::bind("127.0.0.1:0").unwrap();
+        *addrs.lock().unwrap() = vec![new.local_addr().unwrap()];
+        drop(old);
+        socket.disconnect();
+        assert!(socket.connect().unwrap());
+        socket.send(b"a.b 1 1700000000\n").unwrap();
+        let (mut accepted, _) = new.accept().unwrap();
+        let mut line = [0u8; 17];
+        io::Read::read_exact(&mut accepted, &mut line).unwrap();
+        assert_eq!(&line, b"a.b 1 1700000000\n");
+    }
+
+    #[test]
     fn a_huge_timeout_does_not_overflow() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addrs = vec![listener.local_addr().unwrap()];
