@@ -325,6 +325,12 @@ impl Builder {
     /// refused. A custom [`socket`](Builder::socket) replays only when a window is set here
     /// (after any failed write, if it has no connections).
     ///
+    /// Costs: each frame written is copied into the replay buffer (up to 4 MiB kept, a little
+    /// more in allocated buffers), and after a break up to 4 MiB are written again before
+    /// anything new. In [`synchronous`](Builder::synchronous) mode both happen on the
+    /// sending thread. A break is noticed at the next write: a batch written just before the
+    /// server died, with nothing written after it, is not replayed.
+    ///
     /// **Not safe where a repeated point counts twice**: turn it off with
     /// `.replay(Duration::ZERO)` in front of carbon-aggregator (it sums or averages every
     /// point it receives in an interval, repeats included) or anything else that sums or
