@@ -264,6 +264,23 @@ fn tls_sender(host: &str, port: u16, config: TlsConfig) -> graphyte::Builder {
         .backoff(Duration::from_millis(10), Duration::from_millis(100))
 }
 
+/// What a synchronous send of `name` to `server`, reached as `host` with `config`, says
+/// when the handshake is refused; the server saw no handshake and received nothing.
+fn refused(server: &TlsServer, host: &str, config: TlsConfig, name: &'static str) -> String {
+    let sender = tls_sender(host, server.port, config)
+        .synchronous()
+        .build()
+        .unwrap();
+    let message = io_error(sender.try_send(metric(name, 1))).to_string();
+    assert!(
+        server.next_handshake().is_err(),
+        "the server saw a handshake"
+    );
+    assert_eq!(server.received(), b"", "bytes reached the server");
+    assert_eq!(sender.stats().sent, 0);
+    message
+}
+
 /// The I/O error a synchronous send reports.
 fn io_error(result: Result<(), Error>) -> io::Error {
     match result {
@@ -302,12 +319,7 @@ fn an_untrusted_certificate_is_refused_with_an_error_naming_it_and_nothing_is_wr
     let unknown_ca = Ca::new("a CA the client does not trust");
     let server = TlsServer::start(&unknown_ca.server(LOCAL_NAMES));
     // Only the bundled public roots: the test CA is not among them.
-    let sender = tls_sender("localhost", server.port, TlsConfig::new())
-        .synchronous()
-        .build()
-        .unwrap();
-    let err = io_error(sender.try_send(metric("tls.untrusted", 1)));
-    let message = err.to_string();
+    let message = refused(&server, "localhost", TlsConfig::new(), "tls.untrusted");
     assert!(
         message.contains(&format!(
             "TLS handshake with localhost:{} failed: invalid peer certificate: UnknownIssuer",
@@ -315,32 +327,22 @@ fn an_untrusted_certificate_is_refused_with_an_error_naming_it_and_nothing_is_wr
         )),
         "{message}"
     );
-    assert!(
-        server.next_handshake().is_err(),
-        "the server saw a handshake"
-    );
-    assert_eq!(server.received(), b"", "bytes reached the server");
-    assert_eq!(sender.stats().sent, 0);
 }
 
 #[test]
 fn a_certificate_for_another_host_name_is_refused() {
     let ca = Ca::new("graphyte test CA");
     let server = TlsServer::start(&ca.server(&["carbon.example.com"]));
-    let sender = tls_sender("localhost", server.port, TlsConfig::new().ca_pem(&ca.pem))
-        .synchronous()
-        .build()
-        .unwrap();
-    let message = io_error(sender.try_send(metric("tls.wrong_name", 1))).to_string();
+    let message = refused(
+        &server,
+        "localhost",
+        TlsConfig::new().ca_pem(&ca.pem),
+        "tls.wrong_name",
+    );
     assert!(
         message.contains("invalid peer certificate: certificate not valid for name \"localhost\""),
         "{message}"
     );
-    assert!(
-        server.next_handshake().is_err(),
-        "the server saw a handshake"
-    );
-    assert_eq!(server.received(), b"", "bytes reached the server");
 }
 
 #[test]
@@ -554,11 +556,7 @@ fn the_bundled_roots_are_what_the_default_config_verifies_against() {
     // certificate (UnknownIssuer, as for any unknown CA). With them it finds ISRG Root X2 by
     // name, checks the signature with that root's key, and the signature is wrong.
     let server = TlsServer::start(&impostor_of_a_bundled_root().server(LOCAL_NAMES));
-    let sender = tls_sender("localhost", server.port, TlsConfig::new())
-        .synchronous()
-        .build()
-        .unwrap();
-    let message = io_error(sender.try_send(metric("tls.bundled_roots", 1))).to_string();
+    let message = refused(&server, "localhost", TlsConfig::new(), "tls.bundled_roots");
     assert!(
         message.contains(&format!(
             "TLS handshake with localhost:{} failed: invalid peer certificate: BadSignature",
@@ -566,11 +564,6 @@ fn the_bundled_roots_are_what_the_default_config_verifies_against() {
         )),
         "{message}"
     );
-    assert!(
-        server.next_handshake().is_err(),
-        "the server saw a handshake"
-    );
-    assert_eq!(server.received(), b"", "bytes reached the server");
 }
 
 #[test]
@@ -578,20 +571,16 @@ fn an_ip_address_host_refuses_a_certificate_that_names_only_localhost() {
     let ca = Ca::new("graphyte test CA");
     let server = TlsServer::start(&ca.server(&["localhost"]));
     // No server_name: the certificate must hold the IP address connected to.
-    let sender = tls_sender("127.0.0.1", server.port, TlsConfig::new().ca_pem(&ca.pem))
-        .synchronous()
-        .build()
-        .unwrap();
-    let message = io_error(sender.try_send(metric("tls.ip_host", 1))).to_string();
+    let message = refused(
+        &server,
+        "127.0.0.1",
+        TlsConfig::new().ca_pem(&ca.pem),
+        "tls.ip_host",
+    );
     assert!(
         message.contains("invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
         "{message}"
     );
-    assert!(
-        server.next_handshake().is_err(),
-        "the server saw a handshake"
-    );
-    assert_eq!(server.received(), b"", "bytes reached the server");
 }
 
 #[test]
