@@ -313,7 +313,9 @@ impl Builder {
     /// Replay after a broken connection: frames written on a connection in the last `window`
     /// (default 5 s, at most 60 s; zero turns replay off), up to 4 MiB of them, are kept, and
     /// when the connection breaks they are written again, before anything new, on the next
-    /// one. Carbon keeps the last value written for each series and time slot, so a point
+    /// one; each at most once (if that one breaks too, they count as possibly lost), and
+    /// writing them again is not progress: a batch that breaks every connection is still
+    /// given up after the usual attempts. Carbon keeps the last value written for each series and time slot, so a point
     /// written twice is stored once, and a carbon-cache killed mid-stream loses nothing that
     /// was sent. Counted in [`Stats::replayed`](crate::Stats::replayed); the points kept are
     /// no longer counted as [`possibly_lost`](crate::Stats::possibly_lost). Beyond the window

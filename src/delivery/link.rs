@@ -345,7 +345,9 @@ impl Link {
     }
 
     /// What to do after an attempt to write the front frame waiting to be written again.
-    /// Written: counted in `replayed` (and `sent_bytes`), never again in `sent`. Failed: the
+    /// Written: counted in `replayed` (and `sent_bytes`), never again in `sent`, and never
+    /// written a third time; not progress (no reset of `fruitless`, nor of the backoff: only
+    /// new frames written are). Failed: the
     /// whole frame is kept for the next connection. Refused: dropped, counted as possibly lost.
     fn replayed(
         &mut self,
@@ -356,22 +358,23 @@ impl Link {
     ) -> io::Result<()> {
         match attempt {
             Attempt::Written => {
-                let (bytes, points) = self.written.replay.rewrote(Instant::now());
+                let (bytes, points) = self.written.replay.rewrote();
                 Counters::add(&self.shared.counters.replayed, points as u64);
                 Counters::add(&self.shared.counters.sent_bytes, bytes as u64);
+                // Possibly lost if this connection breaks too. Not progress: a connection
+                // that takes the replay and breaks on the next new frame is no recovery, and
+                // must not keep a batch from being given up.
                 self.written.recent.wrote(now, points);
-                self.fruitless = 0;
-                if let Some(failures) = self.backoff.succeeded() {
-                    reports.push(Report::Recovered { failures });
-                }
             }
             Attempt::Refused { error: _, written } => {
+                // Removed first: dropping the connection puts what was written again on it
+                // back in front of the pending entries.
+                let points = self.written.replay.drop_pending_front();
+                Counters::add(&self.shared.counters.possibly_lost, points as u64);
                 if written > 0 {
                     self.drop_connection();
                     *ready = false;
                 }
-                let points = self.written.replay.drop_pending_front();
-                Counters::add(&self.shared.counters.possibly_lost, points as u64);
             }
             Attempt::Panicked {
                 message,
@@ -754,7 +757,9 @@ impl RecentWrites {
 ///
 /// `kept` holds what was written on the current connection; when it breaks, `kept` goes in
 /// front of `pending`, which the link writes before any new frame. A pending entry written
-/// again moves to `kept` (moved, not copied), as written at that time.
+/// again is forgotten: an entry is replayed at most once, so a server that breaks every
+/// connection (crashing, or closing it on reading some frame) is not sent the same frames
+/// for ever; if the new connection breaks too, its points count as possibly lost.
 #[derive(Debug)]
 struct Replay {
     window: Duration,
@@ -891,19 +896,11 @@ impl Replay {
         self.pending.front().map(|entry| entry.bytes.as_slice())
     }
 
-    /// The next entry to write again was written whole at `now`: it is now kept from the
-    /// current connection. Returns its bytes and points.
-    fn rewrote(&mut self, now: Instant) -> (usize, usize) {
-        let Some(mut entry) = self.pending.pop_front() else {
-            return (0, 0);
-        };
-        let counts = (entry.bytes.len(), entry.points);
-        self.pending_points -= entry.points;
-        self.kept_points += entry.points;
-        (entry.first, entry.last) = (now, now);
-        self.kept.push_back(entry);
-        self.trim(now);
-        counts
+    /// The next entry to write again was written whole: it is forgotten, never replayed
+    /// twice. Returns its bytes and points.
+    fn rewrote(&mut self) -> (usize, usize) {
+        let bytes = self.pending.front().map_or(0, |entry| entry.bytes.len());
+        (bytes, self.drop_pending_front())
     }
 
     /// Drops the next entry to write again; returns its points.
@@ -988,16 +985,171 @@ mod tests {
     }
 
     #[test]
-    fn frames_written_again_are_kept_for_the_next_break_ahead_of_those_not_yet_written() {
+    fn frames_written_again_are_not_kept_for_the_next_break() {
         let start = Instant::now();
         let mut replay = Replay::new(Duration::from_secs(5), 1 << 20);
         replay.wrote(start, b"a 1 1\n", 1);
         replay.wrote(start + Replay::STEP, b"b 2 2\n", 1);
         replay.broke();
-        assert_eq!(replay.rewrote(start + Duration::from_secs(1)), (6, 1));
+        assert_eq!(replay.rewrote(), (6, 1));
         replay.broke();
-        assert_eq!(replay.pending_points, 2);
-        assert_eq!(pending_bytes(&mut replay), b"a 1 1\nb 2 2\n");
+        assert_eq!((replay.pending_points, replay.kept_points()), (1, 0));
+        assert_eq!(pending_bytes(&mut replay), b"b 2 2\n");
+        assert_eq!(replay.bytes, 0);
+    }
+
+    /// What a [`ScriptedSocket`] does, shared with the test.
+    #[derive(Default)]
+    struct Script {
+        /// Bytes taken, one entry per connection.
+        connections: Vec<Vec<u8>>,
+        connected: bool,
+        /// The peer closed the connection: the next `connect` opens a new one.
+        closed_by_peer: bool,
+        /// The connection breaks (`BrokenPipe`) when a send reaches these bytes.
+        break_at: Option<&'static [u8]>,
+        /// From the second connection on, these bytes are refused (`InvalidData`).
+        refuse_again: Option<&'static [u8]>,
+        /// Sends refused.
+        refusals: usize,
+    }
+
+    struct ScriptedSocket(Arc<std::sync::Mutex<Script>>);
+
+    impl SendSocket for ScriptedSocket {
+        fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut script = self.0.lock().unwrap();
+            let find = |needle: &[u8]| buf.windows(needle.len()).position(|w| w == needle);
+            let refuse = script
+                .refuse_again
+                .filter(|_| script.connections.len() > 1)
+                .and_then(find);
+            let (stop, kind) = match (script.break_at.and_then(find), refuse) {
+                (Some(at), _) => (Some(at), io::ErrorKind::BrokenPipe),
+                (None, Some(at)) => (Some(at), io::ErrorKind::InvalidData),
+                (None, None) => (None, io::ErrorKind::Other),
+            };
+            let take = stop.unwrap_or(buf.len());
+            if take == 0 {
+                if kind == io::ErrorKind::InvalidData {
+                    script.refusals += 1;
+                } else {
+                    script.connected = false;
+                }
+                return Err(kind.into());
+            }
+            script
+                .connections
+                .last_mut()
+                .unwrap()
+                .extend_from_slice(&buf[..take]);
+            Ok(take)
+        }
+
+        fn connect(&mut self) -> io::Result<bool> {
+            let mut script = self.0.lock().unwrap();
+            if script.connected && !script.closed_by_peer {
+                return Ok(false);
+            }
+            script.connected = true;
+            script.closed_by_peer = false;
+            script.connections.push(Vec::new());
+            Ok(true)
+        }
+
+        fn disconnect(&mut self) {
+            self.0.lock().unwrap().connected = false;
+        }
+    }
+
+    fn scripted_link(script: Script) -> (Link, Arc<std::sync::Mutex<Script>>, Arc<Shared>) {
+        let script = Arc::new(std::sync::Mutex::new(script));
+        let shared = Arc::new(Shared::default());
+        let encoder = Encoder::new(
+            crate::protocol::Protocol::Plaintext,
+            crate::protocol::PathStyle::new(None, ""),
+            1 << 16,
+            None,
+        );
+        let settings = LinkSettings {
+            backoff: (Duration::from_millis(1), Duration::from_millis(2)),
+            log_period: Duration::ZERO,
+            log_sends: false,
+            reserve: 0,
+            replay: Some(DEFAULT_REPLAY_WINDOW),
+        };
+        let socket = Box::new(ScriptedSocket(Arc::clone(&script)));
+        let link = Link::new(socket, encoder, Arc::clone(&shared), settings);
+        (link, script, shared)
+    }
+
+    fn deliver_lines(link: &mut Link, lines: &[u8], reports: &mut Vec<Report>) -> io::Result<()> {
+        let count = lines.iter().filter(|&&b| b == b'\n').count();
+        link.push_lines(lines.to_vec(), count);
+        link.deliver(true, reports)
+    }
+
+    #[test]
+    fn a_batch_that_breaks_every_connection_is_given_up_and_what_came_before_is_replayed_once() {
+        let (mut link, script, shared) = scripted_link(Script {
+            break_at: Some(b"bad"),
+            ..Script::default()
+        });
+        let mut reports = Vec::new();
+        deliver_lines(&mut link, b"good 1 1\n", &mut reports).unwrap();
+        let mut failures = 0;
+        link.push_lines(b"bad 2 2\n".to_vec(), 1);
+        while link.held() > 0 && failures < 3 * MAX_ATTEMPTS {
+            if link.deliver(true, &mut reports).is_err() {
+                failures += 1;
+            }
+        }
+        let stats = shared.counters.snapshot(|| (0, false));
+        assert_eq!(link.held(), 0, "the batch is still held");
+        assert_eq!(failures, MAX_ATTEMPTS);
+        assert_eq!((stats.sent, stats.failed), (1, 1));
+        assert!(stats.replayed <= 1, "replayed {} times", stats.replayed);
+        let good = script
+            .lock()
+            .unwrap()
+            .connections
+            .iter()
+            .filter(|c| c.starts_with(b"good"))
+            .count();
+        assert!(good <= 2, "\"good\" written on {good} connections");
+        assert!(
+            !reports
+                .iter()
+                .any(|r| matches!(r, Report::Recovered { .. })),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn a_replayed_frame_refused_part_way_is_dropped_not_the_one_replayed_before_it() {
+        let (mut link, script, shared) = scripted_link(Script {
+            refuse_again: Some(b"bad"),
+            ..Script::default()
+        });
+        let mut reports = Vec::new();
+        deliver_lines(&mut link, b"a 1 1\n", &mut reports).unwrap();
+        // Written a step later: an entry of its own.
+        std::thread::sleep(Replay::STEP * 2);
+        deliver_lines(&mut link, b"b 2 2\nbad 3 3\n", &mut reports).unwrap();
+        script.lock().unwrap().closed_by_peer = true;
+        let _ = deliver_lines(&mut link, b"c 4 4\n", &mut reports);
+        let script = script.lock().unwrap();
+        assert_eq!(script.refusals, 1, "{:?}", script.connections);
+        assert_eq!(link.held(), 0);
+        let all: Vec<u8> = script.connections[1..].concat();
+        assert!(all.starts_with(b"a 1 1\nb 2 2\n"), "{all:?}");
+        assert!(all.ends_with(b"c 4 4\n"), "{all:?}");
+        assert_eq!(
+            all.windows(5).filter(|w| w == b"b 2 2").count(),
+            1,
+            "{all:?}"
+        );
+        assert_eq!(shared.counters.snapshot(|| (0, false)).sent, 4);
     }
 
     #[test]

@@ -311,9 +311,15 @@ impl SendSocket for SeveralSocket {
 impl Failover {
     /// Connects to the destination to use: an earlier one the prober found back, else the
     /// current one (unless it failed a write), else the next that accepts, in order.
+    ///
+    /// A planned return to an earlier destination, from one that had not failed, closes the
+    /// old connection cleanly (what it took is flushed by the kernel and delivered) and is
+    /// not a break: it returns `false`, so the link neither replays nor counts as possibly
+    /// lost what the old destination took. Any other switch or new connection returns `true`.
     fn connect(&mut self, destinations: &mut [Destination]) -> io::Result<bool> {
         let count = destinations.len();
         let mut switched = false;
+        let mut planned = false;
         let back = self
             .prober
             .as_ref()
@@ -321,6 +327,7 @@ impl Failover {
         if back < self.current {
             destinations[self.current].socket.disconnect();
             self.current = back;
+            planned = !self.failed;
             self.failed = false;
             switched = true;
         }
@@ -351,7 +358,7 @@ impl Failover {
                     if self.current > 0 && self.prober.is_none() {
                         self.prober = Some(Prober::start(&destinations[..self.current]));
                     }
-                    return Ok(new || switched);
+                    return Ok(!planned && (new || switched));
                 }
                 Err(err) => last_error = Some(err),
             }
@@ -775,6 +782,35 @@ mod tests {
         socket.send(b"y 2 1\n").unwrap();
         drop(socket);
         assert_eq!(read_all(&second), b"x 1 1\n");
+        assert_eq!(read_all(&first), b"y 2 1\n");
+    }
+
+    #[test]
+    fn a_planned_return_to_the_first_is_not_reported_as_a_broken_connection() {
+        let (first, addr_first) = listener();
+        drop(first);
+        let (second, addr_second) = listener();
+        let mut socket = socket_to(&[addr_first, addr_second], Mode::Failover);
+        assert!(socket.connect().unwrap());
+        socket.send(b"x 1 1\n").unwrap();
+        let Ok(first) = TcpListener::bind(addr_first) else {
+            return; // The port was taken meanwhile: nothing to check.
+        };
+        assert_eq!(read_all(&first), b"", "the probe sent data");
+        let back = Instant::now();
+        while current(&socket) == 1 {
+            assert!(back.elapsed() < Duration::from_secs(5), "never went back");
+            // `true` would tell the link its connection broke: it would replay to the first
+            // what the second took fine, and count the rest as possibly lost.
+            assert!(
+                !socket.connect().unwrap(),
+                "the switch reported as a new connection"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        socket.send(b"y 2 1\n").unwrap();
+        drop(socket);
+        assert_eq!(read_all(&second), b"x 1 1\n", "the second closed cleanly");
         assert_eq!(read_all(&first), b"y 2 1\n");
     }
 
