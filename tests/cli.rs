@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use support::hostile::{HOSTILE_LINES, long_lines};
 use support::pickle::{PyNum, unpickle_frame};
+use support::process::{Finished, run_to_end};
 use support::{
     Carbon, HangingListener, TcpSink, UdpSink, recent_second, unix_now, unused_port, wait_until,
 };
@@ -115,61 +116,26 @@ impl Run {
 }
 
 /// Runs `command` with nothing on stdin.
-fn run(mut command: Command) -> Run {
-    command.stdin(Stdio::null());
+fn run(command: Command) -> Run {
     finish(command, None)
 }
 
-/// Runs `command` with `input` on stdin (written by a thread of its own, so a full pipe
-/// cannot stall the run).
-fn run_with_input(mut command: Command, input: Vec<u8>) -> Run {
-    command.stdin(Stdio::piped());
+/// Runs `command` with `input` on stdin.
+fn run_with_input(command: Command, input: Vec<u8>) -> Run {
     finish(command, Some(input))
 }
 
-fn finish(mut command: Command, input: Option<Vec<u8>>) -> Run {
-    let started = Instant::now();
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running the graphyte binary");
-    let writer = input.map(|bytes| {
-        let mut stdin = child.stdin.take().unwrap();
-        // A run that stops reading early (--strict, an unreachable Carbon) closes the pipe:
-        // the write error is expected then.
-        thread::spawn(move || drop(stdin.write_all(&bytes)))
-    });
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
-    let mut status = None;
-    let exited = wait_until(RUN_LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("graphyte did not exit within {RUN_LIMIT:?}: {command:?}");
-    }
-    let took = started.elapsed();
-    if let Some(writer) = writer {
-        writer.join().unwrap();
-    }
-    let status = status.unwrap();
+fn finish(command: Command, input: Option<Vec<u8>>) -> Run {
+    let Finished {
+        code,
+        stdout,
+        stderr,
+        took,
+    } = run_to_end(command, input, RUN_LIMIT);
     Run {
-        code: status
-            .code()
-            .unwrap_or_else(|| panic!("graphyte was killed by a signal: {status:?}")),
-        stdout: stdout.join().unwrap(),
-        stderr: String::from_utf8(stderr.join().unwrap()).expect("stderr is UTF-8"),
+        code,
+        stdout,
+        stderr,
         took,
     }
 }

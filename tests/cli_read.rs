@@ -8,14 +8,13 @@
 mod support;
 
 use std::ffi::OsStr;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use graphyte::{Metric, Sender};
 use support::graphite_web::{Graphite, encode};
 use support::http::{Answer, HttpStub, answer};
+use support::process::{Finished, run_to_end};
 use support::{recent_second, unused_port, wait_until};
 
 /// The longest a run may take: past it, the run is killed and the test fails.
@@ -126,41 +125,17 @@ impl Run {
 }
 
 /// Runs `command` with nothing on stdin, and waits for it to exit.
-fn run(mut command: Command) -> Run {
-    let started = Instant::now();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running the graphyte binary");
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
-    let mut status = None;
-    let exited = wait_until(RUN_LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("graphyte did not exit within {RUN_LIMIT:?}: {command:?}");
-    }
-    let took = started.elapsed();
-    let status = status.unwrap();
+fn run(command: Command) -> Run {
+    let Finished {
+        code,
+        stdout,
+        stderr,
+        took,
+    } = run_to_end(command, None, RUN_LIMIT);
     Run {
-        code: status
-            .code()
-            .unwrap_or_else(|| panic!("graphyte was killed by a signal: {status:?}")),
-        stdout: String::from_utf8(stdout.join().unwrap()).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(stderr.join().unwrap()).expect("stderr is UTF-8"),
+        code,
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr,
         took,
     }
 }

@@ -5,6 +5,7 @@ pub mod graphite_web;
 pub mod hostile;
 pub mod http;
 pub mod pickle;
+pub mod process;
 pub mod relay;
 
 use std::io::{Read, Write};
