@@ -1,6 +1,7 @@
 //! Shared test helpers: a real carbon-cache, loopback sinks, and deadline polling.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod graphite_web;
 pub mod hostile;
 pub mod http;
